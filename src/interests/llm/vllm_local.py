@@ -1,0 +1,147 @@
+"""In-process vLLM: one engine, many users per call, JSON-schema structured outputs.
+
+The same class runs the 135M embedded model on a laptop CPU and a 7B+ model
+with tensor parallelism on GPUs: only the constructor arguments change.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import BackendError
+from ..models import model_label, resolve_model
+from .base import GenRequest, GenResult, Messages
+
+# guidance compiles every schema we send (xgrammar rejected some; see docs/models.md)
+STRUCTURED_BACKEND = "guidance"
+
+
+class VLLMBackend:
+    """A lazily started ``vllm.LLM``.
+
+    Scripts that create it must use the ``if __name__ == "__main__":`` guard,
+    because vLLM starts its engine in a child process.
+    """
+
+    name = "vllm"
+    server: str | None = None
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        max_model_len: int = 4096,
+        tensor_parallel_size: int = 1,
+        kv_cache_gb: float = 2.0,
+        enforce_eager: bool = True,
+        enable_prefix_caching: bool = True,
+        seed: int = 0,
+        **engine_kwargs: Any,
+    ) -> None:
+        self.model_arg = model
+        self.model = model_label(model)
+        self.max_model_len = max_model_len
+        self.tensor_parallel_size = tensor_parallel_size
+        self.kv_cache_gb = kv_cache_gb
+        self.enforce_eager = enforce_eager
+        self.enable_prefix_caching = enable_prefix_caching
+        self.seed = seed
+        self.engine_kwargs = engine_kwargs
+        self._llm: Any = None
+        self._tokenizer: Any = None
+        self._path: str | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            self._path = resolve_model(self.model_arg)
+        return self._path
+
+    def start(self) -> None:
+        if self._llm is not None:
+            return
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self.kv_cache_gb:g}")
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise BackendError(
+                "the in-process backend needs vLLM: pip install 'interests[cpu]' (CPU) "
+                "or 'interests[gpu]' (GPU), or use --server URL"
+            ) from exc
+        try:
+            self._llm = LLM(
+                model=self.path,
+                max_model_len=self.max_model_len,
+                tensor_parallel_size=self.tensor_parallel_size,
+                enforce_eager=self.enforce_eager,
+                enable_prefix_caching=self.enable_prefix_caching,
+                seed=self.seed,
+                structured_outputs_config={"backend": STRUCTURED_BACKEND, "disable_any_whitespace": True},
+                **self.engine_kwargs,
+            )
+        except Exception as exc:  # vLLM raises many kinds; the message says which model failed
+            raise BackendError(f"vLLM could not load model {self.path!r}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._llm is not None:
+            engine = getattr(self._llm, "llm_engine", None)
+            shutdown = getattr(engine, "shutdown", None) or getattr(
+                getattr(engine, "engine_core", None), "shutdown", None
+            )
+            if callable(shutdown):
+                shutdown()
+            self._llm = None
+
+    def __enter__(self) -> VLLMBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- work ----------------------------------------------------------------------
+    def count_tokens(self, messages: Messages) -> int:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+        ids = self._tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return len(ids)
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        if not requests:
+            return []
+        self.start()
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        params = [
+            SamplingParams(
+                max_tokens=r.max_tokens,
+                temperature=r.temperature,
+                seed=r.seed if r.temperature > 0 else None,
+                structured_outputs=StructuredOutputsParams(json=r.schema()),
+            )
+            for r in requests
+        ]
+        outputs = self._llm.chat([r.messages for r in requests], params, use_tqdm=False)
+        results = []
+        for r, out in zip(requests, outputs, strict=True):
+            comp = out.outputs[0]
+            results.append(
+                GenResult(
+                    key=r.key,
+                    text=comp.text,
+                    finish_reason=comp.finish_reason or "stop",
+                    prompt_tokens=len(out.prompt_token_ids or []),
+                    output_tokens=len(comp.token_ids),
+                    cached_tokens=int(getattr(out, "num_cached_tokens", 0) or 0),
+                )
+            )
+        return results
+
+
+__all__ = ["VLLMBackend"]

@@ -1,0 +1,218 @@
+"""Synthetic interaction logs with planted ground truth.
+
+Users draw interests from a known two-level hierarchy (domains > topics >
+items with attributes), with planted sentiment (ratings), planted rhythms
+(evening-only or weekend-only users) and planted trends (a fading and a
+rising domain). Used for the example logs, for tests with known answers and
+for benchmarks at scale (``synthetic_events`` streams millions of rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from .events import Catalog, Event, Item
+
+# domain -> topic -> (attribute name, attribute values, title words)
+HIERARCHY: dict[str, dict[str, tuple[str, list[str], list[str]]]] = {
+    "Science fiction films": {
+        "Space opera": ("director", ["Vera Lund", "Omar Khaled"], ["Star", "Galaxy", "Orbit", "Nebula", "Fleet"]),
+        "Cyberpunk": ("director", ["Kenji Mori", "Ada Voss"], ["Neon", "Circuit", "Ghost", "Grid", "Chrome"]),
+        "Time travel": ("director", ["Lena Hart", "Paul Ives"], ["Loop", "Paradox", "Yesterday", "Clock", "Return"]),
+    },
+    "Home coffee": {
+        "Espresso machines": ("brand", ["Caffora", "Bellagio"], ["Espresso", "Barista", "Crema", "Portafilter"]),
+        "Pour-over gear": ("brand", ["Kalita Works", "Drip Lab"], ["Dripper", "Gooseneck", "Filter", "Carafe"]),
+        "Single-origin beans": ("origin", ["Ethiopia", "Colombia"], ["Yirgacheffe", "Huila", "Natural", "Washed"]),
+    },
+    "Trail running": {
+        "Trail shoes": ("brand", ["Ridgeline", "Summit Co"], ["Trail", "Grip", "Lugged", "Runner"]),
+        "Hydration packs": ("brand", ["AquaTrek", "Ridgeline"], ["Vest", "Flask", "Pack", "Bladder"]),
+        "Ultra race guides": ("format", ["book", "ebook"], ["Ultra", "Mountain", "Hundred-Mile", "Vertical"]),
+    },
+    "Jazz records": {
+        "Bebop": ("artist", ["Miles Okafor", "Dizzy Hale"], ["Bop", "Blue", "Tempo", "Riff"]),
+        "Modal jazz": ("artist", ["Coltrane Reyes", "Bill Sato"], ["Mode", "Dorian", "Kind", "Sketches"]),
+        "Jazz vocals": ("artist", ["Ella Brooks", "Nina Vale"], ["Ballad", "Moonlight", "Velvet", "Songbook"]),
+    },
+    "Board games": {
+        "Strategy games": ("designer", ["Uwe Rosen", "Klaus Teu"], ["Empire", "Settlers", "Dominion", "Conquest"]),
+        "Cooperative games": ("designer", ["Matt Lea", "Rob Dav"], ["Pandemic", "Island", "Spirit", "Rescue"]),
+        "Party games": ("designer", ["Vlaada Chv", "Lin Mo"], ["Codename", "Charades", "Wavelength", "Trivia"]),
+    },
+    "Baking": {
+        "Sourdough": ("price band", ["under $20", "$20-50"], ["Starter", "Levain", "Crumb", "Banneton"]),
+        "Pastry": ("price band", ["under $20", "$20-50"], ["Croissant", "Laminated", "Puff", "Danish"]),
+        "Cake decorating": ("price band", ["$20-50", "over $50"], ["Fondant", "Piping", "Buttercream", "Tier"]),
+    },
+}
+
+NOUNS = ["Kit", "Set", "Edition", "Collection", "Classic", "Deluxe", "Guide", "Pro", "Mini", "Series"]
+GOOD = ["Loved it", "Excellent quality", "Exactly what I wanted", "Great value", "Would buy again"]
+BAD = ["Disappointing", "Broke after a week", "Not worth the price", "Boring", "Would not recommend"]
+START = datetime(2022, 1, 3, tzinfo=timezone.utc)  # a Monday
+SPAN_DAYS = 720
+
+
+@dataclass
+class PlantedUser:
+    user_id: str
+    domains: list[str]
+    topics: dict[str, list[str]]  # domain -> topics
+    rhythm: str  # "evening" | "weekend" | "any"
+    fading: str | None = None
+    rising: str | None = None
+    disliked_topic: str | None = None
+
+
+@dataclass
+class SyntheticData:
+    events: list[Event]
+    catalog: Catalog
+    users: list[PlantedUser]
+    item_domain: dict[str, str] = field(default_factory=dict)
+    item_topic: dict[str, str] = field(default_factory=dict)
+
+
+def make_catalog(items_per_topic: int = 15, seed: int = 0) -> tuple[Catalog, dict[str, str], dict[str, str]]:
+    """A catalogue over :data:`HIERARCHY`; returns it with item -> domain/topic truth."""
+    rng = random.Random(seed)
+    catalog = Catalog(source="synthetic")
+    item_domain: dict[str, str] = {}
+    item_topic: dict[str, str] = {}
+    n = 0
+    for domain, topics in HIERARCHY.items():
+        for topic, (attr, values, words) in topics.items():
+            for k in range(items_per_topic):
+                n += 1
+                iid = f"i{n:04d}"
+                title = f"{rng.choice(words)} {rng.choice(words)} {rng.choice(NOUNS)} {k + 1}"
+                value = values[k % len(values)]
+                catalog.add(
+                    Item(
+                        item_id=iid,
+                        title=title,
+                        categories=[domain, topic],
+                        description=f"{topic} ({domain.lower()}); {attr}: {value}.",
+                        attributes={attr: value},
+                    )
+                )
+                item_domain[iid] = domain
+                item_topic[iid] = topic
+    return catalog, item_domain, item_topic
+
+
+def _planted_time(rng: random.Random, rhythm: str, lo: float, hi: float) -> datetime:
+    day = START + timedelta(days=int(rng.uniform(lo, hi) * SPAN_DAYS))
+    if rhythm == "weekend":
+        day += timedelta(days=(5 + rng.randrange(2) - day.weekday()) % 7)
+        hour = rng.randrange(9, 22)
+    elif rhythm == "evening":
+        hour = rng.randrange(19, 23)
+    else:
+        hour = rng.randrange(7, 23)
+    return day.replace(hour=hour, minute=rng.randrange(60), second=rng.randrange(60))
+
+
+def generate(
+    n_users: int = 30, items_per_topic: int = 15, events_per_user: tuple[int, int] = (25, 60), seed: int = 0
+) -> SyntheticData:
+    """Users with planted interests, sentiment, rhythms and trends."""
+    rng = random.Random(seed)
+    catalog, item_domain, item_topic = make_catalog(items_per_topic, seed)
+    by_topic: dict[str, list[str]] = {}
+    for iid, topic in item_topic.items():
+        by_topic.setdefault(topic, []).append(iid)
+    domains = list(HIERARCHY)
+    users: list[PlantedUser] = []
+    events: list[Event] = []
+    for u in range(n_users):
+        uid = f"u{u + 1:03d}"
+        chosen = rng.sample(domains, rng.choice([2, 2, 3]))
+        topics = {d: rng.sample(list(HIERARCHY[d]), rng.choice([1, 2])) for d in chosen}
+        rhythm = ["evening", "weekend", "any"][u % 3]
+        user = PlantedUser(uid, chosen, topics, rhythm)
+        if len(chosen) >= 2 and u % 2 == 0:
+            user.fading, user.rising = chosen[0], chosen[1]
+        all_topics = [t for d in chosen for t in topics[d]]
+        if len(all_topics) >= 2 and u % 4 == 1:
+            user.disliked_topic = all_topics[-1]
+        users.append(user)
+        n_events = rng.randint(*events_per_user)
+        for _ in range(n_events):
+            domain = rng.choice(chosen)
+            if domain == user.fading:
+                lo, hi = 0.0, 0.4
+            elif domain == user.rising:
+                lo, hi = 0.6, 1.0
+            else:
+                lo, hi = 0.0, 1.0
+            topic = rng.choice(topics[domain])
+            iid = rng.choice(by_topic[topic])
+            when = _planted_time(rng, rhythm, lo, hi)
+            liked = topic != user.disliked_topic
+            rating = float(rng.choice([4, 5, 5]) if liked else rng.choice([1, 2]))
+            text = rng.choice(GOOD if liked else BAD) if rng.random() < 0.3 else None
+            events.append(
+                Event(uid, iid, when.timestamp(), rating, text, "review" if text else "rating")
+            )
+    events.sort(key=lambda e: (e.user_id, e.ts or 0.0))
+    return SyntheticData(events, catalog, users, item_domain, item_topic)
+
+
+def write_logs(data: SyntheticData, directory: str | Path) -> dict[str, Path]:
+    """Write ``events.csv`` (user,item,rating,timestamp ISO,review,type) and ``catalog.jsonl``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    events_path, catalog_path, truth_path = out / "events.csv", out / "catalog.jsonl", out / "truth.json"
+    with events_path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["user", "item", "rating", "timestamp", "review", "type"])
+        for e in data.events:
+            iso = datetime.fromtimestamp(e.ts or 0.0, tz=timezone.utc).isoformat()
+            w.writerow([e.user_id, e.item_id, int(e.rating or 0), iso, e.text or "", e.event or ""])
+    with catalog_path.open("w", encoding="utf-8") as f:
+        for item in data.catalog.values():
+            f.write(
+                json.dumps(
+                    {
+                        "item_id": item.item_id,
+                        "title": item.title,
+                        "categories": item.categories,
+                        "description": item.description,
+                        **item.attributes,
+                    }
+                )
+                + "\n"
+            )
+    truth = {
+        "users": [u.__dict__ for u in data.users],
+        "item_domain": data.item_domain,
+        "item_topic": data.item_topic,
+    }
+    truth_path.write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
+    return {"events": events_path, "catalog": catalog_path, "truth": truth_path}
+
+
+def synthetic_events(n_events: int, n_users: int, n_items: int, seed: int = 0) -> Iterator[Event]:
+    """Stream ``n_events`` random events (for memory and speed benchmarks)."""
+    rng = random.Random(seed)
+    t0 = START.timestamp()
+    for k in range(n_events):
+        yield Event(
+            f"u{rng.randrange(n_users)}",
+            f"i{rng.randrange(n_items)}",
+            t0 + k * 37.0,
+            float(rng.randint(1, 5)),
+            None,
+            "rating",
+        )
+
+
+__all__ = ["HIERARCHY", "PlantedUser", "SyntheticData", "generate", "make_catalog", "synthetic_events", "write_logs"]
