@@ -1,0 +1,151 @@
+"""Start and stop vLLM's OpenAI-compatible server for extraction (``interests serve``).
+
+On these CPU machines the server is started as
+``python -m vllm.entrypoints.openai.api_server`` (the ``vllm`` console script
+of the CPU build looks up the wrong distribution name). The flags are the
+ones the extractor needs: the guidance structured-output backend (it
+compiles every schema we send) and compact JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .errors import BackendError
+from .models import model_label, resolve_model
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def server_command(
+    model_path: str,
+    *,
+    served_name: str,
+    host: str,
+    port: int,
+    max_model_len: int,
+    tensor_parallel_size: int = 1,
+    extra_args: list[str] | None = None,
+) -> list[str]:
+    """The command line that starts the server (shown by ``interests serve --dry-run``)."""
+    return [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+        "--model", model_path,
+        "--served-model-name", served_name,
+        "--host", host,
+        "--port", str(port),
+        "--max-model-len", str(max_model_len),
+        "--tensor-parallel-size", str(tensor_parallel_size),
+        "--structured-outputs-config", '{"backend": "guidance", "disable_any_whitespace": true}',
+        "--enable-prefix-caching",
+        "--enforce-eager",
+        "--disable-uvicorn-access-log",
+        *(extra_args or []),
+    ]
+
+
+@dataclass
+class ServerProcess:
+    """A running vLLM server; ``base_url`` ends in ``/v1``."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    model: str
+    log_path: Path | None = None
+    _log: object = field(default=None, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_healthy(self, timeout: float = 600.0) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://{self.host}:{self.port}/health"
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise BackendError(f"the vLLM server exited with code {self.process.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1.0)
+        self.stop()
+        raise BackendError(f"the vLLM server did not become healthy within {timeout:.0f}s; see {self.log_path}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the server's process group, then SIGKILL after ``timeout``."""
+        if self.alive():
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=timeout)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
+            self._log = None
+
+    def kill(self) -> None:
+        """SIGKILL the whole server at once (what a crash looks like)."""
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_server(
+    model: str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    max_model_len: int = 4096,
+    tensor_parallel_size: int = 1,
+    log_path: str | Path | None = None,
+    wait: bool = True,
+    timeout: float = 600.0,
+    extra_args: list[str] | None = None,
+) -> ServerProcess:
+    """Start vLLM's OpenAI-compatible server on ``model`` (default: the embedded model)."""
+    path = resolve_model(model)
+    port = port or free_port(host)
+    cmd = server_command(path, served_name=model_label(model), host=host, port=port,
+                         max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
+                         extra_args=extra_args)
+    env = {**os.environ}
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    log = open(log_path, "ab") if log_path else None  # noqa: SIM115 - closed in stop()
+    proc = subprocess.Popen(cmd, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+    server = ServerProcess(proc, host, port, model_label(model), Path(log_path) if log_path else None, log)
+    if wait:
+        server.wait_healthy(timeout)
+    return server
+
+
+__all__ = ["ServerProcess", "free_port", "server_command", "start_server"]

@@ -1,0 +1,163 @@
+"""Server mode: the request contract, fault handling, and a real vLLM server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from interests.draft import draft_model
+from interests.errors import BackendError
+from interests.llm.base import GenRequest
+from interests.llm.server import ServerBackend
+from interests.serving import free_port, start_server
+from interests.store import iter_jsonl, read_profiles
+
+from conftest import EXAMPLES, interests_cmd
+
+DRAFT = {"summary": "Likes the things in the log.",
+         "domains": [{"name": "Main", "topics": [{"name": "Fav", "item_ids": ["a"], "attributes": []}]}]}
+
+
+def _completion(content: str, finish: str = "stop") -> dict:
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+
+
+def _backend(handler, **kw) -> ServerBackend:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return ServerBackend("http://server.test/v1", model="served", http_client=client, backoff=0.01, **kw)
+
+
+def test_request_body_contract():
+    """Pins the exact JSON body sent: a library upgrade that changes it must fail here."""
+    seen: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/chat/completions"
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json=_completion(json.dumps(DRAFT)))
+
+    model = draft_model(["a", "b"])
+    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "log"}]
+    [res] = _backend(handler).generate([GenRequest("u1", messages, model, 321, 0.0, 0)])
+    assert res.finish_reason == "stop" and json.loads(res.text) == DRAFT
+    assert seen == [{
+        "model": "served",
+        "messages": messages,
+        "max_tokens": 321,
+        "temperature": 0.0,
+        "seed": 0,
+        "response_format": {"type": "json_schema",
+                            "json_schema": {"name": "DraftProfile", "schema": model.model_json_schema()}},
+    }]
+    enum = seen[0]["response_format"]["json_schema"]["schema"]["$defs"]["DraftTopic"]["properties"]["item_ids"]
+    assert enum["items"]["enum"] == ["a", "b"]
+
+
+def test_cutoff_is_reported_as_length_and_5xx_is_retried():
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            return httpx.Response(503, json={"error": "busy"})
+        return httpx.Response(200, json=_completion('{"summary": "cut', "length"))
+
+    [res] = _backend(handler).generate([GenRequest("u1", [{"role": "user", "content": "x"}], draft_model(["a"]))])
+    assert res.finish_reason == "length" and calls["n"] == 3
+
+
+def test_server_down_mid_run_raises_after_retries():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    with pytest.raises(BackendError, match="failed 3 times.*re-run to resume"):
+        _backend(handler, connect_retries=2).generate(
+            [GenRequest("u1", [{"role": "user", "content": "x"}], draft_model(["a"]))])
+
+
+def test_unreachable_server_is_one_clear_line(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(BackendError, match="interests serve"):
+        ServerBackend(url)
+    proc = subprocess.run(interests_cmd("extract", str(EXAMPLES / "events.csv"), "--server", url,
+                                        "-o", str(tmp_path / "p.jsonl")), capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"Error: cannot reach an OpenAI-compatible server at {url}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+class RestartableServer:
+    def __init__(self, log: Path) -> None:
+        self.log, self.port = log, free_port()
+        self.proc = start_server(port=self.port, log_path=log, timeout=900)
+
+    def restart(self) -> None:
+        self.proc.stop()
+        self.proc = start_server(port=self.port, log_path=self.log, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    server = RestartableServer(tmp_path_factory.mktemp("server") / "vllm.log")
+    yield server
+    server.proc.stop()
+
+
+def _extract(url: str, out: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        interests_cmd("extract", str(EXAMPLES / "events.csv"), "--catalog", str(EXAMPLES / "catalog.jsonl"),
+                      "--server", url, "-o", str(out), *extra),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.server
+def test_extract_against_a_real_vllm_server(vllm_server, tmp_path):
+    out = tmp_path / "p.jsonl"
+    proc = _extract(vllm_server.proc.base_url, out, "--limit", "8", "--concurrency", "4")
+    _, err = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, err[-3000:]
+    profiles = read_profiles(out)
+    errors = list(iter_jsonl(out.with_name("p.errors.jsonl")))
+    users = [f"u{i:03d}" for i in range(1, 9)]
+    assert sorted([p.user_id for p in profiles] + [e["user_id"] for e in errors]) == users
+    assert len(profiles) >= 6, err[-2000:]
+    own = {}
+    for line in (EXAMPLES / "events.csv").read_text().splitlines()[1:]:
+        u, i = line.split(",")[:2]
+        own.setdefault(u, set()).add(i)
+    for p in profiles:
+        assert p.item_ids() <= own[p.user_id]
+        assert p.provenance.backend == "server" and p.provenance.server == vllm_server.proc.base_url
+        assert p.provenance.model == "smollm2-135m"
+
+
+@pytest.mark.server
+def test_server_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
+    out = tmp_path / "p.jsonl"
+    proc = _extract(vllm_server.proc.base_url, out, "--limit", "12", "--batch-size", "3", "--concurrency", "3")
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 3):
+        time.sleep(0.5)
+    assert out.exists(), "no batch finished before the deadline"
+    vllm_server.proc.kill()
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode != 0
+    assert "failed" in err and "re-run to resume" in err and "Traceback" not in err
+    done_before = read_profiles(out)  # every line complete and valid
+    assert len(done_before) >= 3
+    vllm_server.restart()
+    proc = _extract(vllm_server.proc.base_url, out, "--limit", "12", "--batch-size", "3", "--concurrency", "3")
+    _, err = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, err[-3000:]
+    ids = [d["user_id"] for d in iter_jsonl(out)] + [d["user_id"] for d in iter_jsonl(out.with_name("p.errors.jsonl"))]
+    assert sorted(ids) == [f"u{i:03d}" for i in range(1, 13)]
+    assert {p.user_id for p in done_before} <= set(ids)
+    assert os.path.getsize(out) > 0
