@@ -48,13 +48,15 @@ def _progress(total: int):  # type: ignore[no-untyped-def]
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Per-request timeout with --server (s).")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Users per engine call (and per atomic write).")
 @click.option("--max-new-tokens", type=int, default=768, show_default=True, help="Output budget of the first try.")
-@click.option("--max-items", type=int, default=80, show_default=True, help="Most recent items shown to the model per user.")
+@click.option("--max-items", type=int, default=60, show_default=True, help="Most recent items shown to the model per user.")
 @click.option("--max-model-len", type=int, default=4096, show_default=True, help="Context length for the in-process engine.")
 @click.option("--max-events-per-user", type=int, help="Keep only each user's most recent N events in memory.")
 @click.option("--prompt-dir", type=click.Path(file_okay=False), help="Folder with system.j2/user.j2 overriding the built-in prompts.")
 @click.option("--tz", default="UTC", show_default=True, help="Time zone for naive timestamps and for hour/weekday rhythms.")
 @click.option("--redact/--no-redact", default=True, show_default=True, help="Remove e-mails, phones, card numbers and URLs with queries from text.")
 @click.option("--retry-errors", is_flag=True, help="Try again the users that have an error record.")
+@click.option("--hash-user-ids", is_flag=True,
+              help="Write keyed pseudonyms (h_ + HMAC-SHA256) instead of user ids; key from $INTERESTS_HASH_KEY.")
 @sdk_command
 def extract(logs: tuple[str, ...], output: str, catalog: str | None, mapping: str | None,
             catalog_mapping: str | None, errors: str | None, quarantine: str | None, strict: bool,
@@ -62,10 +64,13 @@ def extract(logs: tuple[str, ...], output: str, catalog: str | None, mapping: st
             server: str | None, api_key: str | None, served_model: str | None, concurrency: int,
             timeout: float, batch_size: int, max_new_tokens: int, max_items: int, max_model_len: int,
             max_events_per_user: int | None, prompt_dir: str | None, tz: str, redact: bool,
-            retry_errors: bool) -> None:
+            retry_errors: bool, hash_user_ids: bool) -> None:
     """Write a hierarchical interest profile for every user in LOGS (files, folders or - for stdin)."""
     from interests.extract import extract_profiles, sibling_path
     from interests.ingest import read_logs
+    from interests.privacy import key_from_env
+
+    hash_key = key_from_env() if hash_user_ids else None  # fail before reading anything
 
     quarantine_path = Path(quarantine) if quarantine else sibling_path(output, "quarantine")
     user_list = [u.strip() for u in users_.split(",")] if users_ else None
@@ -99,7 +104,7 @@ def extract(logs: tuple[str, ...], output: str, catalog: str | None, mapping: st
             res = extract_profiles(parsed, output=output, errors=errors, backend=backend,
                                    batch_size=batch_size, limit=limit, max_new_tokens=max_new_tokens,
                                    max_items=max_items, prompt_dir=prompt_dir, tz=tz, redact=redact,
-                                   retry_errors=retry_errors, on_batch=advance)
+                                   retry_errors=retry_errors, on_batch=advance, hash_key=hash_key)
         finally:
             backend.close()
     tok_s = res.output_tokens / res.engine_seconds if res.engine_seconds else 0.0

@@ -34,7 +34,7 @@ def test_draft_schema_lists_only_the_users_items():
     model = draft_model(["a1", "b2"])
     schema = json.dumps(model.model_json_schema())
     assert '"enum": ["a1", "b2"]' in schema
-    ok = {"summary": "Likes a1 things very much.", "domains": [
+    ok = {"summary": "Likes these things very much.", "domains": [
         {"name": "Films", "topics": [{"name": "Sci-fi", "item_ids": ["a1"], "attributes": []}]}]}
     model.model_validate(ok)
     bad = json.loads(json.dumps(ok))
@@ -138,7 +138,8 @@ def test_grounding_drops_foreign_evidence_and_computes_weights():
         {"name": "Kids", "topics": [{"name": "Pixar", "item_ids": ["c"], "attributes": []}]}]})
     p = ground_profile(draft, h, sig, cat, allowed_items=["a", "b", "c"], provenance=_prov())
     assert p.item_ids() == {"a", "b", "c"}
-    assert [d.name for d in p.domains] == ["Sci-fi films", "Kids"]  # merged, sorted by weight
+    # merged, re-homed to the evidence's category when the model's name is not one, sorted by weight
+    assert [d.name for d in p.domains] == ["Sci-Fi", "Animation"]
     assert [d.weight for d in p.domains] == [pytest.approx(2 / 3, abs=1e-3), pytest.approx(1 / 3, abs=1e-3)]
     topic = p.domains[0].topics[0]
     assert topic.item_ids == ["a", "b"] and topic.weight == 1.0
@@ -147,7 +148,17 @@ def test_grounding_drops_foreign_evidence_and_computes_weights():
     assert p.domains[0].sentiment.rating == pytest.approx(0.75)  # ratings 5 (1.0) and 4 (0.5) on 1..5
     assert p.domains[1].sentiment.rating == pytest.approx(-1.0)
     assert p.stats.evidence_coverage == 1.0
-    assert {t.domain for t in p.time_patterns.by_domain} == {"Sci-fi films", "Kids"}
+    assert {t.domain for t in p.time_patterns.by_domain} == {"Sci-Fi", "Animation"}
+    assert p.provenance.summary_source == "model"
+
+
+def test_unsound_summaries_are_replaced_by_a_computed_one():
+    from interests.grounding import summary_is_sound
+
+    assert summary_is_sound("Enjoys science fiction films and dislikes animation.")
+    assert not summary_is_sound("great value, great value, great value, great value")
+    assert not summary_is_sound("Songbook Velvet Set", {"songbook velvet set"})
+    assert not summary_is_sound("Likes")
 
 
 def test_grounding_without_any_own_item_is_an_error():

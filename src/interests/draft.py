@@ -25,6 +25,9 @@ MAX_ITEMS_PER_TOPIC = 4
 MAX_ATTRIBUTES = 2
 NAME_LEN = (3, 40)
 SUMMARY_LEN = (20, 200)
+# plain words: no brackets, braces or digits (tiny models otherwise list ids and dates)
+SUMMARY_PATTERN = r"^[^\[\]{}<>0-9]+$"
+NAME_PATTERN = r"^[^\[\]{}<>]+$"
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -35,29 +38,41 @@ class DraftAttribute(BaseModel):
     value: str = Field(min_length=1, max_length=40)
 
 
-def draft_model(item_ids: Sequence[str], *, with_text: bool = False) -> type[BaseModel]:
-    """The draft-profile model for one user, citing only ``item_ids``."""
+def draft_model(
+    item_ids: Sequence[str], *, with_text: bool = False, domain_names: Sequence[str] | None = None
+) -> type[BaseModel]:
+    """The draft-profile model for one user, citing only ``item_ids``.
+
+    With ``domain_names`` (the categories of the user's own items), L1 names
+    are chosen from them, so a domain is named after something the user did.
+    """
     if not item_ids:
         raise ValueError("a user needs at least one item to cite")
     ids: Any = Literal.__getitem__(tuple(dict.fromkeys(item_ids)))  # type: ignore[attr-defined]
     topic_fields: dict[str, Any] = {
-        "name": (str, Field(min_length=NAME_LEN[0], max_length=NAME_LEN[1])),
+        "name": (str, Field(min_length=NAME_LEN[0], max_length=NAME_LEN[1], pattern=NAME_PATTERN)),
         "item_ids": (list[ids], Field(min_length=1, max_length=MAX_ITEMS_PER_TOPIC)),
         "attributes": (list[DraftAttribute], Field(max_length=MAX_ATTRIBUTES)),
     }
     if with_text:
         topic_fields["text_sentiment"] = (Literal["positive", "neutral", "negative", "mixed"], ...)
     topic = create_model("DraftTopic", __config__=_STRICT, **topic_fields)
+    names = list(dict.fromkeys(n for n in (domain_names or []) if n.strip()))
+    domain_name: Any = (
+        (Literal.__getitem__(tuple(names)), ...)  # type: ignore[attr-defined]
+        if names
+        else (str, Field(min_length=NAME_LEN[0], max_length=NAME_LEN[1], pattern=NAME_PATTERN))
+    )
     domain = create_model(
         "DraftDomain",
         __config__=_STRICT,
-        name=(str, Field(min_length=NAME_LEN[0], max_length=NAME_LEN[1])),
+        name=domain_name,
         topics=(list[topic], Field(min_length=1, max_length=MAX_TOPICS)),  # type: ignore[valid-type]
     )
     return create_model(
         "DraftProfile",
         __config__=_STRICT,
-        summary=(str, Field(min_length=SUMMARY_LEN[0], max_length=SUMMARY_LEN[1])),
+        summary=(str, Field(min_length=SUMMARY_LEN[0], max_length=SUMMARY_LEN[1], pattern=SUMMARY_PATTERN)),
         domains=(list[domain], Field(min_length=1, max_length=MAX_DOMAINS)),  # type: ignore[valid-type]
     )
 

@@ -23,6 +23,7 @@ from .draft import draft_model
 from .events import Catalog, UserHistory
 from .grounding import GroundingError, ground_profile, now_iso
 from .llm.base import Backend, GenRequest, GenResult
+from .privacy import check_resume_ids, pseudonymise
 from .prompting import Prompt, PromptRenderer
 from .redact import Redactor
 from .schema import ErrorRecord, InterestProfile, Provenance
@@ -130,21 +131,26 @@ def extract_profiles(
     users: Collection[str] | None = None,
     max_attempts: int = 3,
     max_new_tokens: int = 768,
-    max_items: int = 80,
+    max_items: int = 60,
     prompt_dir: str | Path | None = None,
     tz: str = "UTC",
     as_of: float | None = None,
     redact: bool = True,
     retry_errors: bool = False,
     on_batch: Callable[[ExtractResult, int], None] | None = None,
+    hash_key: bytes | None = None,
 ) -> ExtractResult:
     """Write a grounded profile (or an error record) for every selected user.
 
     ``logs`` is a :class:`interests.ingest.Logs` or a mapping of user id to
     :class:`UserHistory`. ``backend`` defaults to the in-process vLLM engine
-    on ``model`` (the embedded default when ``None``).
+    on ``model`` (the embedded default when ``None``). With ``hash_key``, user
+    ids are replaced by keyed pseudonyms (:mod:`interests.privacy`) in the
+    prompts and in every record written; ``users`` are raw ids.
     """
     histories: Mapping[str, UserHistory] = getattr(logs, "histories", logs)
+    if hash_key is not None:
+        histories, users = pseudonymise(histories, users, hash_key)
     catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
     output = Path(output)
     errors_path = Path(errors) if errors is not None else sibling_path(output, "errors")
@@ -157,6 +163,7 @@ def extract_profiles(
     if limit is not None:
         order = order[:limit]
     done = done_users(output, errors_path)
+    check_resume_ids(done, hashed=hash_key is not None)
     todo = [u for u in order if u not in done and histories[u].events]
 
     own_backend = backend is None
@@ -225,7 +232,8 @@ def _run_batch(
             )
             if prompt.tokens > prompt_budget:
                 raise ValueError(f"prompt needs {prompt.tokens} tokens even with one item; budget {prompt_budget}")
-            jobs[uid] = _Job(h, prompt, draft_model(prompt.item_ids, with_text=prompt.with_text))
+            model = draft_model(prompt.item_ids, with_text=prompt.with_text, domain_names=prompt.categories)
+            jobs[uid] = _Job(h, prompt, model)
             result.truncated_prompts += int(prompt.truncated)
         except Exception as exc:  # a bad user must not stop the batch
             records.append(ErrorRecord(user_id=uid, stage="prompt", reason=str(exc), created_at=now_iso()))

@@ -98,13 +98,15 @@ def ground_profile(
 
     merged: dict[str, dict[str, Any]] = {}  # domain key -> {"name", "topics": {topic key -> {...}}}
     for d in getattr(draft, "domains", []):
-        dom = merged.setdefault(_norm(d.name), {"name": _clean_name(d.name), "topics": {}})
         for t in d.topics:
             ids = [i for i in dict.fromkeys(t.item_ids) if i in allowed]
             if not ids or not _norm(t.name):
                 continue
+            d_name = _home_domain(_clean_name(d.name), ids, cat)
+            t_name = _topic_name(_clean_name(t.name), d_name, ids, cat)
+            dom = merged.setdefault(_norm(d_name), {"name": d_name, "topics": {}})
             top = dom["topics"].setdefault(
-                _norm(t.name), {"name": _clean_name(t.name), "ids": [], "attrs": [], "text": []}
+                _norm(t_name), {"name": t_name, "ids": [], "attrs": [], "text": []}
             )
             top["ids"].extend(i for i in ids if i not in top["ids"])
             top["attrs"].extend(t.attributes)
@@ -155,15 +157,73 @@ def ground_profile(
         }
     )
     overall_text = _text_sentiment([d.sentiment.text for d in domains])
+    summary = " ".join(str(getattr(draft, "summary", "")).split())
+    titles = {cat.get_item(i).title.casefold() for i in cited}
+    if not summary_is_sound(summary, titles):
+        summary = computed_summary(domains, tp.by_domain)
+        provenance = provenance.model_copy(update={"summary_source": "computed"})
     return InterestProfile(
         user_id=history.user_id,
-        summary=" ".join(str(getattr(draft, "summary", "")).split()),
+        summary=summary,
         domains=domains,
         sentiment=signals.sentiment.model_copy(update={"text": overall_text}),
         time_patterns=tp,
         stats=stats,
         provenance=provenance,
     )
+
+
+def _categories(item_ids: Sequence[str], catalog: Catalog) -> Counter[str]:
+    return Counter(c for i in item_ids for c in catalog.get_item(i).categories)
+
+
+def _home_domain(name: str, item_ids: Sequence[str], catalog: Catalog) -> str:
+    """The model's domain name if the evidence carries it, else the evidence's main category.
+
+    Only applies when the catalogue has categories; it keeps a topic about
+    jazz records from landing under "Science fiction films".
+    """
+    cats = _categories(item_ids, catalog)
+    if not cats or _norm(name) in {_norm(c) for c in cats}:
+        return name
+    return cats.most_common(1)[0][0]
+
+
+def _topic_name(name: str, domain: str, item_ids: Sequence[str], catalog: Catalog) -> str:
+    """Replace a topic "name" that is just an item title or the domain name by a finer category."""
+    titles = {_norm(catalog.get_item(i).title) for i in item_ids} - {""}
+    n = _norm(name)
+    if n != _norm(domain) and not any(n == t or (len(n) > 8 and t.startswith(n)) for t in titles):
+        return name
+    finer = [c for c, _ in _categories(item_ids, catalog).most_common() if _norm(c) != _norm(domain)]
+    return finer[0] if finer else name
+
+
+def summary_is_sound(text: str, titles: set[str] | None = None) -> bool:
+    """A summary a person can use: a few words, no loops, not a bare title."""
+    words = text.casefold().replace(",", " ").split()
+    if len(words) < 4 or text.casefold().strip(" .") in (titles or set()):
+        return False
+    pairs = Counter(zip(words, words[1:], strict=False))
+    return not pairs or pairs.most_common(1)[0][1] < 3
+
+
+def computed_summary(domains: Sequence[Domain], trends: Sequence[Any]) -> str:
+    """A plain summary made from the grounded hierarchy (used when the model's is not sound)."""
+    parts = [
+        f"{d.name} ({d.weight:.0%}: {', '.join(t.name for t in d.topics[:2])})" for d in domains[:3]
+    ]
+    text = "Interested in " + "; ".join(parts) + "."
+    rated = [d for d in domains if d.sentiment.rating is not None]
+    if len(rated) >= 2:
+        best = max(rated, key=lambda d: d.sentiment.rating or 0.0)
+        worst = min(rated, key=lambda d: d.sentiment.rating or 0.0)
+        if best is not worst:
+            text += f" Rates {best.name} highest and {worst.name} lowest."
+    moving = [f"{t.domain} {t.trend}" for t in trends if t.trend != "steady"]
+    if moving:
+        text += " Trend: " + ", ".join(moving) + "."
+    return text
 
 
 def _ids_in_order(domains: Sequence[Domain]) -> list[list[str]]:
@@ -185,4 +245,4 @@ def now_iso() -> str:
     return datetime.now(tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-__all__ = ["GroundingError", "ground_profile", "now_iso"]
+__all__ = ["GroundingError", "computed_summary", "ground_profile", "now_iso", "summary_is_sound"]

@@ -32,6 +32,7 @@ SYSTEM_TEMPLATE = "system.j2"
 USER_TEMPLATE = "user.j2"
 TEXT_SNIPPET_CHARS = 160
 TITLE_CHARS = 90
+MAX_DOMAIN_CHOICES = 24
 
 Messages = list[dict[str, str]]
 TokenCounter = Callable[[Messages], int]
@@ -49,6 +50,7 @@ class Prompt:
     user_id: str
     messages: Messages
     item_ids: list[str]  # the items shown, in the order shown: what the model may cite
+    categories: list[str]  # categories of the items shown, most frequent first: the L1 names allowed
     with_text: bool
     events_used: int
     events_total: int
@@ -112,10 +114,12 @@ class PromptRenderer:
             tokens = count_tokens(messages)
         shown = rows[len(rows) - keep :]
         events_used = sum(r["n_events"] for r in shown)
+        cat_counts = Counter(c for r in shown for c in r["category_list"])
         return Prompt(
             user_id=history.user_id,
             messages=messages,
             item_ids=[r["id"] for r in shown],
+            categories=[c for c, _ in cat_counts.most_common(MAX_DOMAIN_CHOICES)],
             with_text=any(r["text"] for r in shown),
             events_used=events_used,
             events_total=len(history.events) + history.n_dropped,

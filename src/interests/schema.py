@@ -134,6 +134,9 @@ class Provenance(_Strict):
     events_total: int
     truncated: bool
     attempts: int = 1
+    summary_source: Literal["model", "computed"] = Field(
+        default="model", description="'computed' when the model's summary failed the soundness checks"
+    )
     package_version: str = ""
 
 
