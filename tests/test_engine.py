@@ -1,0 +1,61 @@
+"""The real vLLM engine on the CPU with the embedded model, end to end through the CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from interests.schema import InterestProfile
+from interests.store import iter_jsonl
+
+from conftest import EXAMPLES
+
+pytestmark = pytest.mark.engine
+
+
+def _own_items() -> dict[str, set[str]]:
+    own: dict[str, set[str]] = {}
+    with (EXAMPLES / "events.csv").open() as f:
+        for row in csv.DictReader(f):
+            own.setdefault(row["user"], set()).add(row["item"])
+    return own
+
+
+def _n_events() -> dict[str, int]:
+    with (EXAMPLES / "events.csv").open() as f:
+        rows = [r["user"] for r in csv.DictReader(f)]
+    return {u: rows.count(u) for u in set(rows)}
+
+
+def test_every_example_user_gets_a_grounded_profile_or_an_error(engine_run, engine_profiles):
+    own, n_events = _own_items(), _n_events()
+    profiles = [InterestProfile.model_validate(d) for d in iter_jsonl(engine_profiles)]
+    errors = list(iter_jsonl(engine_profiles.with_name("profiles.errors.jsonl")))
+    ids = [p.user_id for p in profiles] + [e["user_id"] for e in errors]
+    assert sorted(ids) == sorted(own), "every user exactly once"
+    assert len(profiles) >= 0.8 * len(own), engine_run.stderr[-2000:]
+    for p in profiles:
+        assert p.item_ids() <= own[p.user_id], f"{p.user_id} cites items it never touched"
+        assert p.domains and all(t.item_ids for d in p.domains for t in d.topics)
+        assert abs(sum(d.weight for d in p.domains) - 1.0) < 0.01
+        assert p.provenance.backend == "vllm" and p.provenance.model == "smollm2-135m"
+        assert p.stats.n_events == n_events[p.user_id] and p.stats.n_items == len(own[p.user_id])
+    for e in errors:
+        assert e["reason"] and e["stage"] in {"prompt", "generate", "validate", "ground"}
+    # the summary line the CLI prints
+    assert f"{len(profiles)} profiles" in engine_run.stderr
+    assert "output tokens/s" in engine_run.stderr
+
+
+def test_domains_come_from_the_users_own_categories(engine_profiles):
+    import json
+
+    catalog = {}
+    for line in (EXAMPLES / "catalog.jsonl").read_text().splitlines():
+        d = json.loads(line)
+        catalog[d["item_id"]] = set(d["categories"])
+    for p in (InterestProfile.model_validate(d) for d in iter_jsonl(engine_profiles)):
+        for d in p.domains:
+            evidence_categories = set().union(*(catalog[i] for t in d.topics for i in t.item_ids))
+            assert d.name in evidence_categories, (p.user_id, d.name)
