@@ -168,3 +168,28 @@ def test_grounding_without_any_own_item_is_an_error():
         {"name": "Films", "topics": [{"name": "Other", "item_ids": ["zz"], "attributes": []}]}]})
     with pytest.raises(GroundingError):
         ground_profile(draft, h, compute_signals(h, cat), cat, allowed_items=["a"], provenance=_prov())
+
+
+def test_grounding_repairs_what_tiny_models_get_wrong():
+    from interests.grounding import name_is_sound
+
+    assert name_is_sound("Jazz vocals") and not name_is_sound("Bella&#39;s&#39;s&#39;s")
+    assert not name_is_sound("ababababababab")
+    cat = Catalog({
+        "j1": Item("j1", "Songbook Velvet Set 10", ["Jazz records", "Jazz vocals"]),
+        "j2": Item("j2", "Songbook Blue Set 2", ["Jazz records", "Jazz vocals"]),
+        "c1": Item("c1", "Crema Kit 1", ["Home coffee", "Espresso machines"]),
+    })
+    h = _hist("u", [Event("u", i, 1.6e9 + k, 5.0) for k, i in enumerate(["j1", "j2", "c1"])])
+    sig = compute_signals(h, cat)
+    draft = draft_model(["j1", "j2", "c1"]).model_validate({
+        "summary": "You write a person's interest profile from their activity log.",
+        "domains": [{"name": "Home coffee", "topics": [
+            {"name": "Songbook Velvet Set", "item_ids": ["j1", "j2", "c1"], "attributes": []}]}]})
+    p = ground_profile(draft, h, sig, cat, allowed_items=["j1", "j2", "c1"], provenance=_prov(),
+                       prompt_text="You write a person's interest profile from their activity log, as JSON.")
+    # the model's domain covered 1 of 3 items: re-homed; the title-copy topic renamed to a finer category
+    assert p.domains[0].name == "Jazz records"
+    assert p.domains[0].topics[0].name == "Jazz vocals"
+    assert p.provenance.names_replaced == 2
+    assert p.provenance.summary_source == "computed" and p.summary.startswith("Interested in Jazz records")

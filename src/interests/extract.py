@@ -267,6 +267,7 @@ def _run_batch(
                     parsed, job.history, signals[out.key], catalog,
                     allowed_items=job.prompt.item_ids,
                     provenance=_provenance(backend, renderer, job.prompt, n + 1),
+                    prompt_text=job.prompt.messages[0]["content"],
                 )
             except GroundingError as exc:
                 job.stage = "ground"

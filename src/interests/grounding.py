@@ -87,8 +87,13 @@ def ground_profile(
     *,
     allowed_items: Sequence[str],
     provenance: Provenance,
+    prompt_text: str = "",
 ) -> InterestProfile:
-    """Check a draft against the user's events and complete it (the ``grounding`` stage)."""
+    """Check a draft against the user's events and complete it (the ``grounding`` stage).
+
+    ``prompt_text`` (the system prompt) lets the summary check reject a model
+    that echoes its instructions.
+    """
     cat = catalog or Catalog()
     allowed = set(allowed_items) & {e.item_id for e in history.events}
     events_by_item: dict[str, list[Event]] = {}
@@ -96,6 +101,7 @@ def ground_profile(
         events_by_item.setdefault(e.item_id, []).append(e)
     scale = signals.stats.rating_scale
 
+    renamed = 0
     merged: dict[str, dict[str, Any]] = {}  # domain key -> {"name", "topics": {topic key -> {...}}}
     for d in getattr(draft, "domains", []):
         for t in d.topics:
@@ -104,6 +110,7 @@ def ground_profile(
                 continue
             d_name = _home_domain(_clean_name(d.name), ids, cat)
             t_name = _topic_name(_clean_name(t.name), d_name, ids, cat)
+            renamed += int(d_name != _clean_name(d.name)) + int(t_name != _clean_name(t.name))
             dom = merged.setdefault(_norm(d_name), {"name": d_name, "topics": {}})
             top = dom["topics"].setdefault(
                 _norm(t_name), {"name": t_name, "ids": [], "attrs": [], "text": []}
@@ -159,9 +166,10 @@ def ground_profile(
     overall_text = _text_sentiment([d.sentiment.text for d in domains])
     summary = " ".join(str(getattr(draft, "summary", "")).split())
     titles = {cat.get_item(i).title.casefold() for i in cited}
-    if not summary_is_sound(summary, titles):
+    if not summary_is_sound(summary, titles, prompt_text):
         summary = computed_summary(domains, tp.by_domain)
         provenance = provenance.model_copy(update={"summary_source": "computed"})
+    provenance = provenance.model_copy(update={"names_replaced": renamed})
     return InterestProfile(
         user_id=history.user_id,
         summary=summary,
@@ -178,34 +186,53 @@ def _categories(item_ids: Sequence[str], catalog: Catalog) -> Counter[str]:
 
 
 def _home_domain(name: str, item_ids: Sequence[str], catalog: Catalog) -> str:
-    """The model's domain name if the evidence carries it, else the evidence's main category.
+    """The model's domain name if it covers at least half the evidence, else the main category.
 
     Only applies when the catalogue has categories; it keeps a topic about
     jazz records from landing under "Science fiction films".
     """
     cats = _categories(item_ids, catalog)
-    if not cats or _norm(name) in {_norm(c) for c in cats}:
+    if not cats:
         return name
-    return cats.most_common(1)[0][0]
+    covered = sum(1 for i in item_ids if _norm(name) in {_norm(c) for c in catalog.get_item(i).categories})
+    return name if covered * 2 >= len(item_ids) else cats.most_common(1)[0][0]
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w for w in _norm(text).replace(":", " ").split() if not w.isdigit())
+
+
+def name_is_sound(name: str) -> bool:
+    """No markup debris and no looping fragments (``Bella's's's``)."""
+    n = _norm(name)
+    if not n or "&#" in n or "\\" in n:
+        return False
+    for size in (2, 3, 4):
+        chunks = Counter(n[i : i + size] for i in range(0, len(n) - size + 1))
+        if chunks and chunks.most_common(1)[0][1] >= 4 and size * 4 >= len(n) // 2:
+            return False
+    return True
 
 
 def _topic_name(name: str, domain: str, item_ids: Sequence[str], catalog: Catalog) -> str:
-    """Replace a topic "name" that is just an item title or the domain name by a finer category."""
-    titles = {_norm(catalog.get_item(i).title) for i in item_ids} - {""}
-    n = _norm(name)
-    if n != _norm(domain) and not any(n == t or (len(n) > 8 and t.startswith(n)) for t in titles):
+    """Replace a topic "name" that is an item title, the domain name or debris by a finer category."""
+    title_words = {_words(catalog.get_item(i).title) for i in item_ids}
+    if name_is_sound(name) and _norm(name) != _norm(domain) and _words(name) not in title_words:
         return name
     finer = [c for c, _ in _categories(item_ids, catalog).most_common() if _norm(c) != _norm(domain)]
     return finer[0] if finer else name
 
 
-def summary_is_sound(text: str, titles: set[str] | None = None) -> bool:
-    """A summary a person can use: a few words, no loops, not a bare title."""
+def summary_is_sound(text: str, titles: set[str] | None = None, prompt: str = "") -> bool:
+    """A summary a person can use: a few words, no loops, not a bare title, not the instructions."""
     words = text.casefold().replace(",", " ").split()
-    if len(words) < 4 or text.casefold().strip(" .") in (titles or set()):
+    if len(words) < 4 or text.casefold().strip(" .") in (titles or set()) or not name_is_sound(text):
         return False
     pairs = Counter(zip(words, words[1:], strict=False))
-    return not pairs or pairs.most_common(1)[0][1] < 3
+    if pairs and pairs.most_common(1)[0][1] >= 3:
+        return False
+    echo = prompt.casefold()
+    return not any(" ".join(words[i : i + 5]) in echo for i in range(len(words) - 4)) if echo else True
 
 
 def computed_summary(domains: Sequence[Domain], trends: Sequence[Any]) -> str:
@@ -245,4 +272,4 @@ def now_iso() -> str:
     return datetime.now(tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-__all__ = ["GroundingError", "computed_summary", "ground_profile", "now_iso", "summary_is_sound"]
+__all__ = ["GroundingError", "computed_summary", "ground_profile", "now_iso", "name_is_sound", "summary_is_sound"]

@@ -137,6 +137,9 @@ class Provenance(_Strict):
     summary_source: Literal["model", "computed"] = Field(
         default="model", description="'computed' when the model's summary failed the soundness checks"
     )
+    names_replaced: int = Field(
+        default=0, ge=0, description="domain/topic names grounding replaced by the evidence's categories"
+    )
     package_version: str = ""
 
 
