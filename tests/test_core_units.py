@@ -193,3 +193,12 @@ def test_grounding_repairs_what_tiny_models_get_wrong():
     assert p.domains[0].topics[0].name == "Jazz vocals"
     assert p.provenance.names_replaced == 2
     assert p.provenance.summary_source == "computed" and p.summary.startswith("Interested in Jazz records")
+
+
+def test_summary_must_be_about_the_users_own_interests():
+    from interests.grounding import summary_is_sound
+
+    vocab = {"trail", "running", "hydration", "packs"}
+    assert summary_is_sound("Enjoys trail running gear, above all hydration packs.", vocabulary=vocab)
+    assert not summary_is_sound("The most popular board games in ireland.", vocabulary=vocab)
+    assert not summary_is_sound("Great value; Great value; Great value", vocabulary={"great", "value"})

@@ -161,3 +161,25 @@ def test_server_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
     assert sorted(ids) == [f"u{i:03d}" for i in range(1, 13)]
     assert {p.user_id for p in done_before} <= set(ids)
     assert os.path.getsize(out) > 0
+
+
+@pytest.mark.server
+def test_client_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
+    import signal
+
+    out = tmp_path / "p.jsonl"
+    cmd = interests_cmd("extract", str(EXAMPLES / "events.csv"), "--catalog", str(EXAMPLES / "catalog.jsonl"),
+                        "--server", vllm_server.proc.base_url, "-o", str(out), "--limit", "9",
+                        "--batch-size", "3", "--concurrency", "3")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 3):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {d["user_id"] for d in iter_jsonl(out)}
+    assert before
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ids = [d["user_id"] for d in iter_jsonl(out)] + [d["user_id"] for d in iter_jsonl(out.with_name("p.errors.jsonl"))]
+    assert sorted(ids) == [f"u{i:03d}" for i in range(1, 10)] and before <= set(ids)

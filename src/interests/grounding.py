@@ -60,7 +60,7 @@ def _attributes(
     out: dict[tuple[str, str], Attribute] = {}
     for a in model_attrs:
         name, value = _clean_name(a.name), _clean_name(a.value)
-        if name in user_items or value.casefold() in titles or value in user_items:
+        if name in user_items or value.casefold() in titles or value in user_items or _norm(name) == _norm(value):
             continue
         if value and any(value.casefold() in text for text in evidence):
             out.setdefault((name.casefold(), value.casefold()), Attribute(name=name, value=value))
@@ -166,7 +166,7 @@ def ground_profile(
     overall_text = _text_sentiment([d.sentiment.text for d in domains])
     summary = " ".join(str(getattr(draft, "summary", "")).split())
     titles = {cat.get_item(i).title.casefold() for i in cited}
-    if not summary_is_sound(summary, titles, prompt_text):
+    if not summary_is_sound(summary, titles, prompt_text, _vocabulary(domains, cited, cat)):
         summary = computed_summary(domains, tp.by_domain)
         provenance = provenance.model_copy(update={"summary_source": "computed"})
     provenance = provenance.model_copy(update={"names_replaced": renamed})
@@ -223,16 +223,38 @@ def _topic_name(name: str, domain: str, item_ids: Sequence[str], catalog: Catalo
     return finer[0] if finer else name
 
 
-def summary_is_sound(text: str, titles: set[str] | None = None, prompt: str = "") -> bool:
-    """A summary a person can use: a few words, no loops, not a bare title, not the instructions."""
-    words = text.casefold().replace(",", " ").split()
+def summary_is_sound(
+    text: str, titles: set[str] | None = None, prompt: str = "", vocabulary: set[str] | None = None
+) -> bool:
+    """A summary a person can use and the data supports.
+
+    A few words, no loops, not a bare title, not the instructions echoed,
+    and (given ``vocabulary``, the words of the profile's names, categories
+    and evidence titles) about something the user actually did.
+    """
+    words = text.casefold().replace(",", " ").replace(";", " ").split()
     if len(words) < 4 or text.casefold().strip(" .") in (titles or set()) or not name_is_sound(text):
+        return False
+    if len(set(words)) < 0.6 * len(words):
         return False
     pairs = Counter(zip(words, words[1:], strict=False))
     if pairs and pairs.most_common(1)[0][1] >= 3:
         return False
     echo = prompt.casefold()
-    return not any(" ".join(words[i : i + 5]) in echo for i in range(len(words) - 4)) if echo else True
+    if echo and any(" ".join(words[i : i + 5]) in echo for i in range(len(words) - 4)):
+        return False
+    if vocabulary is not None:
+        content = {w.strip(".!?'\"()") for w in words}
+        return any(w in vocabulary for w in content if len(w) >= 4)
+    return True
+
+
+def _vocabulary(domains: Sequence[Domain], item_ids: set[str], catalog: Catalog) -> set[str]:
+    texts = [d.name for d in domains] + [t.name for d in domains for t in d.topics]
+    for i in item_ids:
+        item = catalog.get_item(i)
+        texts += [item.title, *item.categories]
+    return {w.strip(".,:;!?'\"()") for t in texts for w in t.casefold().split() if len(w) >= 4}
 
 
 def computed_summary(domains: Sequence[Domain], trends: Sequence[Any]) -> str:

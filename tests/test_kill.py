@@ -1,0 +1,74 @@
+"""Crashes: SIGKILL `interests extract` at different points, re-run, and lose nothing.
+
+In-process mode with the real engine (each run starts vLLM, so the number of
+kill points is small to keep CI fast); server mode in test_server.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from interests.schema import ErrorRecord, InterestProfile
+from interests.store import iter_jsonl
+
+from conftest import EXAMPLES, interests_cmd
+
+pytestmark = pytest.mark.engine
+USERS = [f"u{i:03d}" for i in range(1, 11)]
+
+
+def _start(out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        interests_cmd("extract", str(EXAMPLES / "events.csv"), "--catalog", str(EXAMPLES / "catalog.jsonl"),
+                      "-o", str(out), "--limit", str(len(USERS)), "--batch-size", "3"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its vLLM engine processes
+    proc.wait()
+
+
+def _lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def test_kill_at_start_and_mid_run_then_rerun_finishes_every_user_once(tmp_path):
+    out = tmp_path / "profiles.jsonl"
+    errors = tmp_path / "profiles.errors.jsonl"
+    kill_points = []
+
+    # 1. killed while the engine is still starting: nothing written, nothing to lose
+    proc = _start(out)
+    time.sleep(8)
+    _kill(proc)
+    kill_points.append(("engine start", _lines(out) + _lines(errors)))
+
+    # 2. killed after the first batch landed
+    proc = _start(out)
+    deadline = time.monotonic() + 1200
+    while time.monotonic() < deadline and _lines(out) + _lines(errors) < 3 and proc.poll() is None:
+        time.sleep(0.2)
+    _kill(proc)
+    done_at_kill = {d["user_id"] for p in (out, errors) for d in iter_jsonl(p)}
+    kill_points.append(("after a batch", len(done_at_kill)))
+    assert 3 <= len(done_at_kill) < len(USERS), kill_points
+
+    # 3. re-run to completion
+    proc = _start(out)
+    _, err = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, err[-3000:]
+    assert f"{len(done_at_kill)} already done" in err
+    profiles = [InterestProfile.model_validate(d) for d in iter_jsonl(out)]
+    records = [ErrorRecord.model_validate(d) for d in iter_jsonl(errors)]
+    ids = [p.user_id for p in profiles] + [r.user_id for r in records]
+    assert sorted(ids) == USERS, "every user exactly once, none lost"
+    assert done_at_kill <= set(ids)
+    assert out.read_bytes().endswith(b"\n")
+    print(f"kill points tried: {kill_points}; users lost: 0")
