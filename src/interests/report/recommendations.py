@@ -1,0 +1,202 @@
+"""Recommendations as plain data, and an adapter over a recommender model.
+
+The reports take recommendations as plain data, so they work without a
+model::
+
+    {"u001": [{"item_id": "i0042", "title": "Neon Grid Kit 3", "score": 0.91,
+               "reasons": ["because you like Cyberpunk: you rated Chrome Ghost Set 2 5/5"],
+               "nodes": ["Science fiction films", "Cyberpunk"]}]}
+
+:func:`recommendations_from_model` fills that structure from any object with
+``recommend(user_ids, k) -> (item_ids, scores)`` and ``explain(user_id,
+item_id)`` (the two-tower model of :mod:`interests.recsys`, or anything shaped
+like it). ``explain`` may return a string, a list of strings, or a mapping /
+object with ``reasons``, ``nodes`` (or ``node``/``topic``/``domain``) and
+``items`` (the user's items behind the recommendation); reasons are written
+as "because you like <topic>: you rated <items>" when it gives nodes and items
+but no sentences.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import ConfigError
+from ..events import Catalog, UserHistory
+
+
+class Recommender(Protocol):
+    def recommend(self, user_ids: Sequence[str], k: int) -> tuple[Any, Any]: ...
+
+    def explain(self, user_id: str, item_id: str) -> Any: ...
+
+
+@dataclass
+class Recommendation:
+    """One recommended item with why."""
+
+    item_id: str
+    title: str = ""
+    score: float | None = None
+    reasons: list[str] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def coerce(cls, value: Recommendation | Mapping[str, Any]) -> Recommendation:
+        if isinstance(value, Recommendation):
+            return value
+        reasons = value.get("reasons") or []
+        return cls(
+            item_id=str(value["item_id"]),
+            title=str(value.get("title") or ""),
+            score=None if value.get("score") is None else float(value["score"]),
+            reasons=[reasons] if isinstance(reasons, str) else [str(r) for r in reasons],
+            nodes=[str(n) for n in value.get("nodes") or []],
+        )
+
+
+RecommendationsInput = Mapping[str, Sequence[Recommendation | Mapping[str, Any]]]
+
+
+def coerce_recommendations(data: RecommendationsInput | None) -> dict[str, list[Recommendation]]:
+    """Plain data (user id -> list of dicts or :class:`Recommendation`) as :class:`Recommendation` lists."""
+    if not data:
+        return {}
+    return {str(u): [Recommendation.coerce(r) for r in recs] for u, recs in data.items()}
+
+
+def _get(obj: Any, *names: str) -> Any:
+    for name in names:
+        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
+
+
+def _fmt_rating(r: float) -> str:
+    return f"{r:g}"
+
+
+def because(
+    node: str, item_ids: Sequence[str], *, history: UserHistory | None = None, catalog: Catalog | None = None
+) -> str:
+    """A reason: "because you like <node>: you rated <items> ..." ("you chose" without ratings)."""
+    cat = catalog or Catalog()
+    ratings: dict[str, float] = {}
+    if history is not None:
+        for e in history.events:
+            if e.rating is not None:
+                ratings[e.item_id] = e.rating
+    parts = []
+    for i in item_ids[:3]:
+        title = cat.get_item(i).label()
+        parts.append(f"{title} ({_fmt_rating(ratings[i])})" if i in ratings else title)
+    if not parts:
+        return f"because you like {node}"
+    verb = "you rated" if any(i in ratings for i in item_ids[:3]) else "you chose"
+    more = f" and {len(item_ids) - 3} more" if len(item_ids) > 3 else ""
+    return f"because you like {node}: {verb} {', '.join(parts)}{more}"
+
+
+def explanation(
+    raw: Any, *, history: UserHistory | None = None, catalog: Catalog | None = None
+) -> tuple[list[str], list[str]]:
+    """``(reasons, nodes)`` from whatever ``explain`` returned (see the module docstring)."""
+    if raw is None:
+        return [], []
+    if isinstance(raw, str):
+        return [raw], []
+    if not isinstance(raw, Mapping) and isinstance(raw, Iterable):
+        reasons: list[str] = []
+        nodes: list[str] = []
+        for part in raw:
+            r, n = explanation(part, history=history, catalog=catalog)
+            reasons += [x for x in r if x not in reasons]
+            nodes += [x for x in n if x not in nodes]
+        return reasons, nodes
+    reasons = [str(r) for r in _as_list(_get(raw, "reasons", "reason"))]
+    nodes = [str(n) for n in _as_list(_get(raw, "nodes", "node", "topic", "domain"))]
+    items = [str(i) for i in _as_list(_get(raw, "items", "item_ids", "evidence"))]
+    if not reasons and nodes:
+        reasons = [because(nodes[-1], items, history=history, catalog=catalog)]
+    return reasons, nodes
+
+
+def _rows(value: Any) -> list[list[Any]]:
+    rows: list[Any] = [
+        list(r) if not isinstance(r, (str, bytes)) and isinstance(r, Iterable) else r for r in value
+    ]
+    if rows and not isinstance(rows[0], list):
+        return [rows]  # a single user's row
+    return rows
+
+
+def recommendations_from_model(
+    model: Recommender,
+    user_ids: Sequence[str],
+    *,
+    k: int = 5,
+    catalog: Catalog | None = None,
+    histories: Mapping[str, UserHistory] | None = None,
+) -> dict[str, list[Recommendation]]:
+    """Call ``model.recommend(user_ids, k)`` and ``model.explain`` for each pick."""
+    if not user_ids:
+        return {}
+    cat = catalog or Catalog()
+    item_rows, score_rows = model.recommend(list(user_ids), k)
+    out: dict[str, list[Recommendation]] = {}
+    for uid, items, scores in zip(user_ids, _rows(item_rows), _rows(score_rows), strict=False):
+        recs = []
+        for item_id, score in zip(items, scores, strict=False):
+            iid = str(item_id)
+            try:
+                raw = model.explain(uid, iid)
+            except (KeyError, IndexError, ValueError):
+                raw = None
+            history = (histories or {}).get(uid)
+            reasons, nodes = explanation(raw, history=history, catalog=cat)
+            recs.append(Recommendation(iid, cat.get_item(iid).label(), float(score), reasons, nodes))
+        out[uid] = recs
+    return out
+
+
+def load_recommender(path: str | Path) -> Recommender:
+    """Load the two-tower model saved in ``path`` through :mod:`interests.recsys`."""
+    try:
+        recsys = importlib.import_module("interests.recsys")
+    except ImportError as exc:  # torch missing, or the module is not there
+        raise ConfigError(
+            f"cannot load the recommender ({exc}); install the model extra: pip install 'interests[cpu]'"
+        ) from exc
+    for name in ("load_model", "load"):
+        loader = getattr(recsys, name, None)
+        if callable(loader):
+            return loader(Path(path))
+    for name in ("TwoTower", "TwoTowerModel", "Recommender"):
+        cls = getattr(recsys, name, None)
+        if cls is not None and callable(getattr(cls, "load", None)):
+            return cls.load(Path(path))
+    raise ConfigError("interests.recsys has no model loader yet; render without --model")
+
+
+__all__ = [
+    "Recommendation",
+    "Recommender",
+    "because",
+    "coerce_recommendations",
+    "explanation",
+    "load_recommender",
+    "recommendations_from_model",
+]
