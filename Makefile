@@ -25,6 +25,9 @@ model: setup
 demo: model
 	$(VENV)/bin/interests extract examples/logs/events.csv --catalog examples/logs/catalog.jsonl -o out/profiles.jsonl
 	$(PY) examples/show_profiles.py out/profiles.jsonl
+	$(VENV)/bin/interests report out/profiles.jsonl --all --logs examples/logs/events.csv \
+		--catalog examples/logs/catalog.jsonl --errors out/profiles.errors.jsonl -o out/report.html
+	@echo "report: out/report.html (open it in a browser)"
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }

@@ -156,6 +156,8 @@ def extract_profiles(
     errors_path = Path(errors) if errors is not None else sibling_path(output, "errors")
     for p in (output, errors_path):
         repair(p)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.touch()  # both files exist after a run, even when empty
     if retry_errors:
         rewrite_without(errors_path, done_users(errors_path))
 
