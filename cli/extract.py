@@ -49,7 +49,7 @@ def _progress(total: int):  # type: ignore[no-untyped-def]
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Users per engine call (and per atomic write).")
 @click.option("--max-new-tokens", type=int, default=768, show_default=True, help="Output budget of the first try.")
 @click.option("--max-items", type=int, default=60, show_default=True, help="Most recent items shown to the model per user.")
-@click.option("--max-model-len", type=int, default=4096, show_default=True, help="Context length for the in-process engine.")
+@click.option("--max-model-len", type=int, default=None, help="Context length [default: 4096 in-process; what the server reports with --server].")
 @click.option("--max-events-per-user", type=int, help="Keep only each user's most recent N events in memory.")
 @click.option("--prompt-dir", type=click.Path(file_okay=False), help="Folder with system.j2/user.j2 overriding the built-in prompts.")
 @click.option("--tz", default="UTC", show_default=True, help="Time zone for naive timestamps and for hour/weekday rhythms.")
@@ -62,7 +62,7 @@ def extract(logs: tuple[str, ...], output: str, catalog: str | None, mapping: st
             catalog_mapping: str | None, errors: str | None, quarantine: str | None, strict: bool,
             strict_catalog: bool, users_: str | None, limit: int | None, model: str | None,
             server: str | None, api_key: str | None, served_model: str | None, concurrency: int,
-            timeout: float, batch_size: int, max_new_tokens: int, max_items: int, max_model_len: int,
+            timeout: float, batch_size: int, max_new_tokens: int, max_items: int, max_model_len: int | None,
             max_events_per_user: int | None, prompt_dir: str | None, tz: str, redact: bool,
             retry_errors: bool, hash_user_ids: bool) -> None:
     """Write a hierarchical interest profile for every user in LOGS (files, folders or - for stdin)."""
@@ -92,7 +92,7 @@ def extract(logs: tuple[str, ...], output: str, catalog: str | None, mapping: st
     else:
         from interests.llm.vllm_local import VLLMBackend
 
-        backend = VLLMBackend(model, max_model_len=max_model_len)
+        backend = VLLMBackend(model, max_model_len=max_model_len or 4096)
     n = len(parsed.histories) if limit is None else min(limit, len(parsed.histories))
     with _progress(n) as bar:
         task = bar.add_task("extract", total=n)

@@ -86,7 +86,7 @@ def report(
     \b
     interests report out/profiles.jsonl --user u001 \\
         --logs examples/logs/events.csv --catalog examples/logs/catalog.jsonl -o u001.html
-    interests report out/profiles.jsonl --all --errors out/errors.jsonl -o report.md
+    interests report out/profiles.jsonl --all --errors out/profiles.errors.jsonl -o report.md
     """
     from interests.report import write_report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import time
 
@@ -35,7 +36,7 @@ def serve(model: str | None, host: str, port: int, max_model_len: int, tensor_pa
         cmd = server_command(resolve_model(model), served_name=model_label(model), host=host, port=port,
                              max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
                              extra_args=list(extra))
-        click.echo(" ".join(cmd))
+        click.echo(shlex.join(cmd))
         return
     click.echo(f"starting vLLM on {host}:{port} with {model_label(model)} ...", err=True)
     server = start_server(model, host=host, port=port, max_model_len=max_model_len,

@@ -166,7 +166,11 @@ def extract_profiles(
         order = order[:limit]
     done = done_users(output, errors_path)
     check_resume_ids(done, hashed=hash_key is not None)
+    empty = [u for u in order if u not in done and not histories[u].events]
     todo = [u for u in order if u not in done and histories[u].events]
+    append_lines(errors_path, [
+        ErrorRecord(user_id=u, stage="ingest", reason="no usable events", created_at=now_iso()) for u in empty
+    ])
 
     own_backend = backend is None
     if backend is None:
@@ -174,7 +178,8 @@ def extract_profiles(
 
         backend = VLLMBackend(model)
     result = ExtractResult(output, errors_path, backend.name, backend.model)
-    result.users_selected, result.users_skipped = len(order), len(order) - len(todo)
+    result.users_selected, result.users_skipped = len(order), len(order) - len(todo) - len(empty)
+    result.errors = len(empty)
 
     all_ratings = [e.rating for h in histories.values() for e in h.events if e.rating is not None]
     scale = (min(all_ratings), max(all_ratings)) if all_ratings else None

@@ -77,13 +77,16 @@ class PromptRenderer:
         try:
             self.system = self.env.get_template(SYSTEM_TEMPLATE)
             self.user = self.env.get_template(USER_TEMPLATE)
+            # the system prompt takes no variables: it is the prefix every user shares
+            self._system_text = self.system.render().strip()
         except jinja2.TemplateError as exc:
-            raise ConfigError(f"prompt template error: {exc}") from exc
+            raise ConfigError(
+                f"prompt template error: {exc} (system.j2 takes no variables; see docs/prompts.md)"
+            ) from exc
         sources = [self.env.loader.get_source(self.env, n)[0] for n in (SYSTEM_TEMPLATE, USER_TEMPLATE)]  # type: ignore[union-attr]
         self.template_hash = hashlib.sha256("\0".join(sources).encode()).hexdigest()[:16]
         self.template_name = "custom" if prompt_dir is not None else "default"
         self.redactor = redactor or Redactor()
-        self._system_text = self.system.render().strip()
 
     def render(
         self,
@@ -92,7 +95,7 @@ class PromptRenderer:
         catalog: Catalog | None = None,
         *,
         max_tokens: int = 3000,
-        max_items: int = 80,
+        max_items: int = 60,
         count_tokens: TokenCounter = approx_tokens,
     ) -> Prompt:
         """Messages for one user: the most recent items that fit ``max_tokens``."""
@@ -212,7 +215,7 @@ def render_prompt(
     *,
     prompt_dir: str | Path | None = None,
     max_tokens: int = 3000,
-    max_items: int = 80,
+    max_items: int = 60,
 ) -> Prompt:
     """Render one user's prompt (the ``prompts`` stage) with the default token estimate."""
     return PromptRenderer(prompt_dir).render(

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from .errors import BackendError
-from .models import model_label, resolve_model
+from .models import interests_home, model_label, resolve_model
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -139,10 +139,14 @@ def start_server(
                          extra_args=extra_args)
     env = {**os.environ}
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
-    log = open(log_path, "ab") if log_path else None  # noqa: SIM115 - closed in stop()
-    proc = subprocess.Popen(cmd, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    if log_path is None:  # always keep the log: a failed start must leave something to read
+        log_dir = interests_home() / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"vllm-server-{port}.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                             env=env, start_new_session=True)
-    server = ServerProcess(proc, host, port, model_label(model), Path(log_path) if log_path else None, log)
+    server = ServerProcess(proc, host, port, model_label(model), Path(log_path), log)
     if wait:
         server.wait_healthy(timeout)
     return server

@@ -12,6 +12,7 @@ disk, so a re-run resumes).
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from typing import Any
 
@@ -20,6 +21,9 @@ import httpx
 from ..errors import BackendError
 from ..prompting import approx_tokens
 from .base import GenRequest, GenResult, Messages
+
+# instructor logs every failed call; this backend reports failures itself, once
+logging.getLogger("instructor").setLevel(logging.CRITICAL)
 
 HINT = "start one with `interests serve` (or point --server at a running OpenAI-compatible server)"
 
