@@ -264,9 +264,6 @@ def test_reports_hold_no_pii(tmp_path: Path) -> None:
         assert [t for _, t in PII if _leaks(page, t)] == [], fmt
 
 
-@pytest.mark.xfail(
-    reason="reports show review snippets and titles from the logs as they are (not redacted)", strict=False
-)
 def test_reports_with_logs_hold_no_pii(tmp_path: Path) -> None:
     report = pytest.importorskip("interests.report")
     histories, cat, _ = _corpus()

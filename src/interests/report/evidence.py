@@ -9,6 +9,7 @@ on it becomes an :class:`EvidenceEvent` that points back at its row
 from __future__ import annotations
 
 import os
+from ..redact import redact
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -101,7 +102,7 @@ def evidence_event(e: Event, link_base: Path | None) -> EvidenceEvent:
         date=date,
         event=e.event,
         rating=e.rating,
-        text=snippet(e.text),
+        text=snippet(redact(e.text)),  # reports never show personal data from the logs
         source=e.source,
         line=e.line,
         href=source_href(e.source, e.line, link_base),
@@ -130,7 +131,7 @@ def evidence_items(
         out.append(
             EvidenceItem(
                 item_id=iid,
-                title=item.label(),
+                title=redact(item.label()) or item.item_id,
                 categories=list(item.categories),
                 attributes=dict(item.attributes),
                 events=[evidence_event(e, link_base) for e in by_item.get(iid, [])],
