@@ -39,6 +39,11 @@ _EXPORTS: dict[str, str] = {
     "VLLMBackend": "interests.llm",
     "ServerBackend": "interests.llm",
     "prepare_model": "interests.models",
+    "build_taxonomy": "interests.taxonomy",
+    "apply_taxonomy": "interests.taxonomy",
+    "Taxonomy": "interests.taxonomy",
+    "render_report": "interests.report",
+    "write_report": "interests.report",
     "InterestsError": "interests.errors",
 }
 
