@@ -202,3 +202,21 @@ def test_summary_must_be_about_the_users_own_interests():
     assert summary_is_sound("Enjoys trail running gear, above all hydration packs.", vocabulary=vocab)
     assert not summary_is_sound("The most popular board games in ireland.", vocabulary=vocab)
     assert not summary_is_sound("Great value; Great value; Great value", vocabulary={"great", "value"})
+
+
+def test_topic_names_that_are_ids_or_foreign_categories_are_replaced():
+    cat = Catalog({
+        "i0001": Item("i0001", "Nebula Drift", ["Science fiction films", "Space opera"]),
+        "i0002": Item("i0002", "Orbit Fleet", ["Science fiction films", "Space opera"]),
+        "c1": Item("c1", "Crema Kit", ["Home coffee", "Espresso machines"]),
+    })
+    ids = ["i0001", "i0002", "c1"]
+    h = _hist("u", [Event("u", i, 1.6e9 + k, 5.0) for k, i in enumerate(ids)])
+    draft = draft_model(ids).model_validate({"summary": "Nebula Drift | Science fiction films | rated", "domains": [
+        {"name": "Science fiction films", "topics": [
+            {"name": "i0001", "item_ids": ["i0001"], "attributes": []},
+            {"name": "Home coffee", "item_ids": ["i0002"], "attributes": []}]}]})
+    p = ground_profile(draft, h, compute_signals(h, cat), cat, allowed_items=ids,
+                       provenance=_prov(), prompt_text="[i0001] Nebula Drift | Science fiction films | rated 5")
+    assert [t.name for t in p.domains[0].topics] == ["Space opera"]  # both renamed, then merged
+    assert p.provenance.summary_source == "computed"

@@ -274,7 +274,7 @@ def _run_batch(
                     parsed, job.history, signals[out.key], catalog,
                     allowed_items=job.prompt.item_ids,
                     provenance=_provenance(backend, renderer, job.prompt, n + 1),
-                    prompt_text=job.prompt.messages[0]["content"],
+                    prompt_text="\n".join(m["content"] for m in job.prompt.messages),
                 )
             except GroundingError as exc:
                 job.stage = "ground"

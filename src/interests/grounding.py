@@ -109,7 +109,7 @@ def ground_profile(
             if not ids or not _norm(t.name):
                 continue
             d_name = _home_domain(_clean_name(d.name), ids, cat)
-            t_name = _topic_name(_clean_name(t.name), d_name, ids, cat)
+            t_name = _topic_name(_clean_name(t.name), d_name, ids, cat, set(events_by_item))
             renamed += int(d_name != _clean_name(d.name)) + int(t_name != _clean_name(t.name))
             dom = merged.setdefault(_norm(d_name), {"name": d_name, "topics": {}})
             top = dom["topics"].setdefault(
@@ -198,6 +198,18 @@ def _home_domain(name: str, item_ids: Sequence[str], catalog: Catalog) -> str:
     return name if covered * 2 >= len(item_ids) else cats.most_common(1)[0][0]
 
 
+_CATEGORY_CACHE: dict[int, frozenset[str]] = {}
+
+
+def _all_categories(catalog: Catalog) -> frozenset[str]:
+    """Every category name in the catalogue (normalised), computed once per catalogue."""
+    key = id(catalog)
+    if key not in _CATEGORY_CACHE:
+        _CATEGORY_CACHE.clear()
+        _CATEGORY_CACHE[key] = frozenset(_norm(c) for item in catalog.values() for c in item.categories)
+    return _CATEGORY_CACHE[key]
+
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(w for w in _norm(text).replace(":", " ").split() if not w.isdigit())
 
@@ -214,10 +226,24 @@ def name_is_sound(name: str) -> bool:
     return True
 
 
-def _topic_name(name: str, domain: str, item_ids: Sequence[str], catalog: Catalog) -> str:
-    """Replace a topic "name" that is an item title, the domain name or debris by a finer category."""
+def _topic_name(
+    name: str, domain: str, item_ids: Sequence[str], catalog: Catalog, user_items: set[str] | None = None
+) -> str:
+    """Replace a topic "name" that is not a topic by a finer category of its evidence.
+
+    Not a topic: an item title, an item id, the domain's own name, debris, or
+    a catalogue category that none of the topic's evidence items carries.
+    """
     title_words = {_words(catalog.get_item(i).title) for i in item_ids}
-    if name_is_sound(name) and _norm(name) != _norm(domain) and _words(name) not in title_words:
+    evidence_cats = {_norm(c) for c in _categories(item_ids, catalog)}
+    foreign_category = _norm(name) in _all_categories(catalog) and _norm(name) not in evidence_cats
+    if (
+        name_is_sound(name)
+        and _norm(name) != _norm(domain)
+        and _words(name) not in title_words
+        and name not in (user_items or set())
+        and not foreign_category
+    ):
         return name
     finer = [c for c, _ in _categories(item_ids, catalog).most_common() if _norm(c) != _norm(domain)]
     return finer[0] if finer else name
