@@ -44,7 +44,7 @@ bench-extract: model
 	$(PY) bench/extract.py
 
 bench-recsys: model
-	$(PY) bench/recsys.py
+	OMP_NUM_THREADS=1 $(PY) bench/recsys.py --dataset ml-latest-small --profiles $${RECSYS_PROFILES:-cached}
 
 lint: setup
 	$(VENV)/bin/ruff check src cli tests bench examples

@@ -1,0 +1,313 @@
+"""The BENCHMARK.md protocol in one call: baselines, two-tower and ablations, tuned on valid, scored on test.
+
+For each stage the models see only what the protocol allows: scoring valid,
+train events (and profiles / taxonomy built from them); scoring test,
+train + valid. Hyper-parameters (EASE lambda, ItemKNN k, the backbone's
+recency decay, the two-tower's epoch count and fusion weight) are chosen on
+valid NDCG@20, separately for the ``all`` and ``cold`` segments where they
+apply, then the model is refit on train + valid and scored once on test.
+Trained models run once per seed; the result holds the mean and, as
+``<metric>_std``, the spread over seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .baselines import EASE, ItemKNN, MostPopular, rank
+from .data import Histories, from_user_histories, item_domains
+from .metrics import ndcg_at_k, summarize
+from .split import EvalCase, TemporalSplit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from interests.events import Catalog, UserHistory
+    from interests.schema import InterestProfile
+
+log = logging.getLogger(__name__)
+
+# name -> TwoTowerConfig overrides
+VARIANTS: dict[str, dict[str, Any]] = {
+    "two-tower": {},
+    "two-tower-history": {
+        "use_profile": False,
+        "use_taxonomy": False,
+        "use_l3": False,
+        "use_item_text": False,
+        "use_item_nodes": False,
+    },
+    "two-tower-profile": {"use_ids": False, "use_history": False, "backbone": False},
+    "two-tower-no-backbone": {"backbone": False},
+}
+ProfileSource = Callable[[str, Mapping[str, "UserHistory"]], Mapping[str, "InterestProfile"]]
+TaxonomySource = Callable[[str, Mapping[str, "InterestProfile"]], Any]
+
+
+@dataclass
+class EvalResult:
+    """``table``: {segment: {model: {metric: value}}} (the JSON of ``interests evaluate --json``)."""
+
+    table: dict[str, dict[str, dict[str, float]]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _ndcg20(ranked: np.ndarray, targets: Sequence[np.ndarray]) -> float:
+    return float(np.mean([ndcg_at_k(r, t, 20) for r, t in zip(ranked, targets, strict=True)]))
+
+
+class _EaseCache:
+    """Dense EASE weights per (stage, lambda), computed once per run."""
+
+    def __init__(self) -> None:
+        self.mats: dict[tuple[str, float], np.ndarray] = {}
+
+    def get(self, stage: str, lam: float, fit: Histories) -> np.ndarray:
+        key = (stage, lam)
+        if key not in self.mats:
+            t = time.perf_counter()
+            b = EASE(lam).fit(fit).B
+            assert b is not None
+            self.mats[key] = b
+            log.info("EASE lambda=%s on %s: %.1fs", lam, stage, time.perf_counter() - t)
+        return self.mats[key]
+
+
+def evaluate(
+    logs: Any,
+    *,
+    catalog: Catalog | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    variants: Mapping[str, Mapping[str, Any]] | None = None,
+    profiles: ProfileSource | None = None,
+    taxonomy: TaxonomySource | None = None,
+    ease_grid: Sequence[float] = (100.0, 500.0),
+    knn_grid: Sequence[int] = (100, 200),
+    decay_grid: Sequence[float] = (0.8, 0.9, 0.95),
+    config: Mapping[str, Any] | None = None,
+    cold_events: int = 3,
+) -> EvalResult:
+    """Run the protocol on ``logs`` (``Logs`` or ``{user: UserHistory}``).
+
+    ``profiles(key, histories)`` returns profiles for the users of
+    ``histories`` (``{user: UserHistory}``) built from exactly those events
+    (the protocol's cut of each user's log); ``key`` is ``"valid"``,
+    ``"test"``, ``"valid-cold"`` or ``"test-cold"``. ``taxonomy(key,
+    profiles)`` builds a taxonomy from the ``"valid"`` / ``"test"`` profiles.
+    Without them the profile and taxonomy inputs stay empty.
+    """
+    from .backbone import EaseBackbone
+    from .recommender import TwoTower
+
+    histories = getattr(logs, "histories", logs)
+    catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
+    data = from_user_histories(histories)
+    split = TemporalSplit.of(data)
+    domains = item_domains(data.item_ids, catalog)
+    variants = VARIANTS if variants is None else variants
+    cases = {(st, sg): split.case(st, sg, cold_events) for st in ("valid", "test") for sg in ("all", "cold")}
+    meta: dict[str, Any] = {
+        "users": data.n_users,
+        "items": data.n_items,
+        "events": int(sum(len(x) for x in data.items)),
+        "eval_users": {f"{k[0]}-{k[1]}": len(c.users) for k, c in cases.items()},
+        "chosen": {},
+        "seconds": {},
+    }
+    ease = _EaseCache()
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+
+    def report(name: str, seg: str, ranked: np.ndarray, case: EvalCase) -> None:
+        runs.setdefault((seg, name), []).append(summarize(ranked, case.targets, data.n_items, domains))
+
+    # ---- baselines -------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    for seg in ("all", "cold"):
+        v, te = cases[("valid", seg)], cases[("test", seg)]
+        report("popular", seg, rank(MostPopular().fit(te.fit).score(te.query), te.query, 20), te)
+        best = max(
+            knn_grid,
+            key=lambda k: (_ndcg20(rank(ItemKNN(k).fit(v.fit).score(v.query), v.query, 20), v.targets), -k),
+        )
+        meta["chosen"][f"itemknn-{seg}"] = {"k": best}
+        report("itemknn", seg, rank(ItemKNN(best).fit(te.fit).score(te.query), te.query, 20), te)
+
+        def ease_score(stage: str, lam: float, case: EvalCase) -> np.ndarray:
+            return np.asarray(case.query.matrix() @ ease.get(stage, lam, case.fit), dtype=np.float32)
+
+        lam = max(
+            ease_grid, key=lambda x: (_ndcg20(rank(ease_score("valid", x, v), v.query, 20), v.targets), -x)
+        )
+        meta["chosen"][f"ease-{seg}"] = {"lambda": lam}
+        report("ease", seg, rank(ease_score("test", lam, te), te.query, 20), te)
+    lam_all = meta["chosen"]["ease-all"]["lambda"]
+    v_all = cases[("valid", "all")]
+    decay = max(
+        decay_grid,
+        key=lambda d: _ndcg20(
+            rank(
+                EaseBackbone(_sparse(ease.get("valid", lam_all, v_all.fit)), d).score(v_all.query),
+                v_all.query,
+                20,
+            ),
+            v_all.targets,
+        ),
+    )
+    meta["chosen"]["ease-recency"] = {"lambda": lam_all, "decay": decay}
+    for seg in ("all", "cold"):
+        te = cases[("test", seg)]
+        bb = EaseBackbone(_sparse(ease.get("test", lam_all, te.fit)), decay)
+        report("ease-recency", seg, rank(bb.score(te.query), te.query, 20), te)
+    meta["seconds"]["baselines"] = round(time.perf_counter() - t0, 1)
+
+    # ---- profiles and taxonomies per stage (built once, shared by seeds and variants) ------
+    prof: dict[str, Mapping[str, InterestProfile]] = {}
+    tax: dict[str, Any] = {}
+    if profiles is not None:
+        from interests.events import UserHistory
+
+        for stage in ("valid", "test"):
+            ends = split.n_train + (0 if stage == "valid" else split.n_valid)
+            cut = {
+                u: UserHistory(u, histories[u].events[: int(e)])
+                for u, e in zip(data.user_ids, ends, strict=True)
+            }
+            prof[stage] = profiles(stage, cut)
+            cold = {
+                data.user_ids[u]: UserHistory(data.user_ids[u], cut[data.user_ids[u]].events[-cold_events:])
+                for u in cases[(stage, "cold")].users
+            }
+            prof[f"{stage}-cold"] = profiles(f"{stage}-cold", cold)
+            if taxonomy is not None and prof[stage]:
+                tax[stage] = taxonomy(stage, prof[stage])
+    meta["profiles"] = {k: len(v) for k, v in prof.items()}
+
+    # ---- the two-tower and its ablations -----------------------------------------------------
+    base_cfg = {"ease_lambda": lam_all, "recency_decay": decay, **(config or {})}
+    for name, over in variants.items():
+        t1 = time.perf_counter()
+        for seed in seeds:
+            cfg = {**base_cfg, **over, "seed": seed, "fusion": None}
+            v, vc = cases[("valid", "all")], cases[("valid", "cold")]
+            valid_map = {
+                v.fit.user_ids[u]: [data.item_ids[i] for i in t]
+                for u, t in zip(v.users, v.targets, strict=True)
+            }
+            m = TwoTower(**cfg)
+            use_b = cfg.get("backbone", True)
+            m.fit(
+                v.fit,
+                catalog=catalog,
+                profiles=prof.get("valid"),
+                taxonomy=tax.get("valid"),
+                valid=valid_map,
+                ease_weights=ease.get("valid", lam_all, v.fit) if use_b else None,
+            )
+            epochs = max(1, m.train_log.best_epoch)
+            fusion = {"all": m.config.fusion}
+            if use_b:
+                m.tune_fusion(vc.query, vc.targets, profiles=prof.get("valid-cold"))
+                fusion["cold"] = m.config.fusion
+            te = cases[("test", "all")]
+            cfg_t = {**cfg, "fusion": fusion["all"]}
+            mt = TwoTower(**cfg_t).fit(
+                te.fit,
+                catalog=catalog,
+                profiles=prof.get("test"),
+                taxonomy=tax.get("test"),
+                ease_weights=ease.get("test", lam_all, te.fit) if use_b else None,
+                epochs=epochs,
+            )
+            for seg in ("all", "cold"):
+                case = cases[("test", seg)]
+                mt.config.fusion = fusion.get(seg, fusion["all"])
+                p = prof.get("test") if seg == "all" else prof.get("test-cold")
+                report(name, seg, rank(mt.score(case.query, profiles=p), case.query, 20), case)
+            meta["chosen"].setdefault(name, []).append(
+                {
+                    "seed": seed,
+                    "epochs": epochs,
+                    "fusion": fusion,
+                    "train_seconds": round(mt.train_log.seconds, 1),
+                }
+            )
+            log.info("%s seed %s: epochs %s fusion %s", name, seed, epochs, fusion)
+        meta["seconds"][name] = round(time.perf_counter() - t1, 1)
+
+    table: dict[str, dict[str, dict[str, float]]] = {"all": {}, "cold": {}}
+    for (seg, name), rs in runs.items():
+        keys = list(rs[0])
+        row = {k: round(float(np.mean([r[k] for r in rs])), 5) for k in keys}
+        if len(rs) > 1:
+            row |= {f"{k}_std": round(float(np.std([r[k] for r in rs])), 5) for k in keys}
+        table[seg][name] = row
+    return EvalResult(table, meta)
+
+
+CACHE_SPLITS = {"valid": "train", "test": "train+valid", "valid-cold": "cold-valid", "test-cold": "cold-test"}
+
+
+def cached_profiles(
+    directory: str | Path,
+    *,
+    extract: bool = False,
+    catalog: Catalog | None = None,
+    limit: int | None = None,
+    **extract_options: Any,
+) -> ProfileSource:
+    """A profile source over ``directory/<split>/profiles.jsonl`` (``train``, ``train+valid``,
+    ``cold-valid``, ``cold-test``).
+
+    With ``extract=True`` missing profiles are written first by
+    :func:`interests.extract_profiles` from exactly the events the protocol
+    allows (resumable: users already done are skipped); ``limit`` caps the
+    users extracted per split. Without it only profiles already there are used.
+    """
+    root = Path(directory)
+
+    def source(key: str, histories: Mapping[str, UserHistory]) -> Mapping[str, InterestProfile]:
+        from interests.store import read_profiles
+
+        path = root / CACHE_SPLITS[key] / "profiles.jsonl"
+        if extract:
+            from interests.extract import extract_profiles
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            users = sorted(histories)[:limit] if limit else None
+            t = time.perf_counter()
+            extract_profiles(
+                dict(histories), catalog=catalog, output=str(path), users=users, **extract_options
+            )
+            log.info("profiles %s: %.0fs", key, time.perf_counter() - t)
+        if not path.is_file():
+            return {}
+        return {p.user_id: p for p in read_profiles(path) if p.user_id in histories}
+
+    return source
+
+
+def hashing_taxonomy(catalog: Catalog | None) -> TaxonomySource:
+    """A taxonomy source building :func:`interests.taxonomy.build_taxonomy` from each stage's profiles."""
+
+    def build(key: str, profiles: Mapping[str, InterestProfile]) -> Any:
+        from interests.taxonomy import build_taxonomy
+
+        if catalog is None:
+            return None
+        return build_taxonomy(list(profiles.values()), catalog, encoder="hashing")
+
+    return build
+
+
+def _sparse(b: np.ndarray) -> Any:
+    from .backbone import prune_columns
+
+    return prune_columns(b, 500)
+
+
+__all__ = ["CACHE_SPLITS", "VARIANTS", "EvalResult", "cached_profiles", "evaluate", "hashing_taxonomy"]

@@ -1,0 +1,144 @@
+"""Saving and loading a :class:`~interests.recsys.recommender.TwoTower` without pickle.
+
+A model folder holds ``config.json`` (format version, the config dataclass,
+item and user ids, titles, taxonomy node ids, training log) and
+``model.safetensors`` (network weights, the sparse EASE backbone, the text
+basis, per-user features and the known histories).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from interests.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .recommender import TwoTower
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def save_model(model: TwoTower, out: Path) -> Path:
+    from safetensors.numpy import save_file
+
+    from .recommender import FORMAT_VERSION
+
+    assert model.known is not None and model.feats is not None and model.nodes is not None
+    out.mkdir(parents=True, exist_ok=True)
+    k = model.known
+    t: dict[str, np.ndarray] = {
+        f"net.{n}": v.detach().cpu().numpy().copy() for n, v in model.net.state_dict().items()
+    }
+    if model.backbone is not None:
+        b = model.backbone.B.tocsr()
+        t |= {
+            "backbone.indptr": b.indptr.astype(np.int64),
+            "backbone.indices": b.indices.astype(np.int64),
+            "backbone.data": b.data.astype(np.float32),
+        }
+    if model.text_basis is not None:
+        t["text_basis"] = model.text_basis
+    f = model.feats
+    t |= {
+        "feats.profile": f.profile,
+        "feats.taxonomy": f.taxonomy,
+        "feats.l3": f.l3,
+        "feats.has_profile": f.has_profile.astype(np.uint8),
+    }
+    lens = np.array([len(x) for x in k.items], dtype=np.int64)
+    t |= {
+        "known.lens": lens,
+        "known.items": np.concatenate(k.items) if len(lens) else np.zeros(0, np.int64),
+        "known.times": np.concatenate(k.times) if len(lens) else np.zeros(0),
+        "known.ratings": np.concatenate(k.ratings) if len(lens) else np.zeros(0),
+        "nodes.domain": model.nodes.domain,
+        "nodes.topic": model.nodes.topic,
+        "nodes.topic_domain": model.nodes.topic_domain,
+        "domains": model.domains,
+    }
+    save_file({n: np.ascontiguousarray(v) for n, v in t.items()}, str(out / WEIGHTS_FILE))
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "item_ids": k.item_ids,
+        "user_ids": k.user_ids,
+        "titles": model.titles,
+        "scale": model.scale,
+        "ref_time": model.ref_time,
+        "node_domain_ids": model.nodes.domain_ids,
+        "node_topic_ids": model.nodes.topic_ids,
+        "profile_nodes": model.profile_nodes,
+        "train_log": asdict(model.train_log) if model.train_log is not None else None,
+    }
+    (out / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out
+
+
+def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
+    import scipy.sparse as sp
+    import torch
+    from safetensors.numpy import load_file
+
+    from .backbone import EaseBackbone
+    from .data import Histories
+    from .features import ItemNodes, UserFeatures
+    from .model import TwoTowerConfig, TwoTowerNet
+    from .recommender import FORMAT_VERSION
+
+    if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
+        raise ConfigError(
+            f"{folder} is not a model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
+            "train one with `interests train`"
+        )
+    meta: dict[str, Any] = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(
+            f"{folder}: model format {meta.get('format_version')} is not {FORMAT_VERSION}; retrain"
+        )
+    t = load_file(str(folder / WEIGHTS_FILE))
+    cfg = TwoTowerConfig.from_dict(meta["config"])
+    model = cls(cfg)
+    net = TwoTowerNet(cfg)
+    net.load_state_dict({n[4:]: torch.from_numpy(v) for n, v in t.items() if n.startswith("net.")})
+    net.eval()
+    model.net = net
+    n = cfg.n_items
+    if "backbone.data" in t:
+        b = sp.csr_matrix((t["backbone.data"], t["backbone.indices"], t["backbone.indptr"]), shape=(n, n))
+        model.backbone = EaseBackbone(b, cfg.recency_decay)
+    model.text_basis = t.get("text_basis")
+    model.feats = UserFeatures(
+        t["feats.profile"], t["feats.taxonomy"], t["feats.l3"], t["feats.has_profile"].astype(bool)
+    )
+    cuts = np.cumsum(t["known.lens"])[:-1]
+    model.known = Histories(
+        meta["user_ids"],
+        meta["item_ids"],
+        np.split(t["known.items"], cuts),
+        np.split(t["known.times"], cuts),
+        np.split(t["known.ratings"], cuts),
+    )
+    model.nodes = ItemNodes(
+        t["nodes.domain"],
+        t["nodes.topic"],
+        meta["node_domain_ids"],
+        meta["node_topic_ids"],
+        t["nodes.topic_domain"],
+    )
+    model.domains = t["domains"]
+    model.titles = meta["titles"]
+    sc = meta.get("scale")
+    model.scale = (float(sc[0]), float(sc[1])) if sc else None
+    model.ref_time = meta.get("ref_time")
+    model.profile_nodes = meta.get("profile_nodes") or {}
+    model._frozen = True
+    return model
+
+
+__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "load_model", "save_model"]

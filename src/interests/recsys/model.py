@@ -1,0 +1,167 @@
+"""The two-tower network and its hyper-parameters (a dataclass saved in the checkpoint).
+
+Item tower: ``v_i = id_i + W_text text_i + dom_{d(i)} + topic_{t(i)}``.
+User tower, every group switchable::
+
+    u = W_hist sum_j a_j v_{h_j}            # pooled history, shared item vectors,
+                                            # a_j = softmax of a learned weight per recency position
+      + W_prof profile_text                 # profile summary and node names, embedded
+      + W_tax taxonomy_weights              # user weights over global domains and topics
+      + MLP(L3)                             # rhythm, sentiment, trend, recency, volume
+
+The tower score is ``u . v_i``. Because the groups add up and the history
+part is linear in each history item, :meth:`TwoTowerNet.parts` splits a
+score exactly into per-history-item, per-taxonomy-node and per-group terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+GROUPS = ("history", "profile", "taxonomy", "l3")
+
+
+@dataclass
+class TwoTowerConfig:
+    """Hyper-parameters and shapes; saved as JSON next to the weights."""
+
+    dim: int = 64
+    max_history: int = 50
+    # input groups (switch off for ablations)
+    use_ids: bool = True
+    use_item_text: bool = True
+    use_item_nodes: bool = True
+    use_history: bool = True
+    use_profile: bool = True
+    use_taxonomy: bool = True
+    use_l3: bool = True
+    # fused EASE backbone: final = (1 - fusion) * z(backbone) + fusion * z(tower)
+    backbone: bool = True
+    ease_lambda: float = 100.0
+    recency_decay: float = 0.9
+    ease_keep: int = 500
+    fusion: float | None = None  # None: chosen on the valid split (0.5 without one)
+    # training
+    loss: str = "sampled_softmax"  # or "bce"
+    logq: bool = True
+    neg_per_pos: int = 4
+    batch_size: int = 1024  # at most; small logs use len(examples) // 20 (at least 64)
+    epochs: int = 40
+    lr: float = 2e-3
+    weight_decay: float = 1e-6
+    patience: int = 3
+    cold_context_prob: float = 0.2
+    cold_context: int = 3
+    profile_dropout: float = 0.3
+    seed: int = 0
+    encoder: str = "hashing"
+    # shapes (set by fit)
+    n_items: int = 0
+    text_dim: int = 0
+    n_domains: int = 0
+    n_topics: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TwoTowerConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class TwoTowerNet(nn.Module):
+    def __init__(self, cfg: TwoTowerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.item_id = nn.Embedding(cfg.n_items, d)
+        nn.init.normal_(self.item_id.weight, std=0.05)
+        self.text_proj = nn.Linear(max(cfg.text_dim, 1), d, bias=False)
+        self.dom = nn.Embedding(cfg.n_domains + 1, d, padding_idx=cfg.n_domains)
+        self.topic = nn.Embedding(cfg.n_topics + 1, d, padding_idx=cfg.n_topics)
+        nn.init.normal_(self.dom.weight, std=0.05)
+        nn.init.normal_(self.topic.weight, std=0.05)
+        with torch.no_grad():
+            self.dom.weight[cfg.n_domains].zero_()
+            self.topic.weight[cfg.n_topics].zero_()
+        self.pos_logit = nn.Parameter(torch.zeros(cfg.max_history))
+        self.hist_proj = nn.Linear(d, d, bias=False)
+        nn.init.eye_(self.hist_proj.weight)
+        self.prof_proj = nn.Linear(max(cfg.text_dim, 1), d, bias=False)
+        self.tax_proj = nn.Linear(max(cfg.n_domains + cfg.n_topics, 1), d, bias=False)
+        from .features import L3_DIM
+
+        self.l3_mlp = nn.Sequential(nn.Linear(L3_DIM, d), nn.ReLU(), nn.Linear(d, d))
+        self.user_bias = nn.Parameter(torch.zeros(d))
+        self.register_buffer("item_text", torch.zeros(cfg.n_items, max(cfg.text_dim, 1)))
+        self.register_buffer("item_dom", torch.full((cfg.n_items,), cfg.n_domains, dtype=torch.long))
+        self.register_buffer("item_topic", torch.full((cfg.n_items,), cfg.n_topics, dtype=torch.long))
+
+    def item_vectors(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.cfg
+        if idx is None:
+            idx = torch.arange(cfg.n_items)
+        v = torch.zeros(len(idx), cfg.dim)
+        if cfg.use_ids:
+            v = v + self.item_id(idx)
+        if cfg.use_item_text and cfg.text_dim:
+            v = v + self.text_proj(self.item_text[idx])  # type: ignore[index]
+        if cfg.use_item_nodes and cfg.n_topics:
+            v = v + self.dom(self.item_dom[idx]) + self.topic(self.item_topic[idx])  # type: ignore[index]
+        return v
+
+    def history_weights(self, hist: torch.Tensor) -> torch.Tensor:
+        """Pooling weights [B, L]; ``hist`` is right-aligned (most recent last), -1 = padding."""
+        L = hist.shape[1]
+        logits = self.pos_logit[:L].flip(0).unsqueeze(0).expand_as(hist).clone()
+        logits[hist < 0] = -1e9
+        w = torch.softmax(logits, dim=1)
+        return w * (hist >= 0).any(dim=1, keepdim=True)
+
+    def group_vectors(
+        self,
+        hist: torch.Tensor,
+        prof: torch.Tensor,
+        tax: torch.Tensor,
+        l3: torch.Tensor,
+        item_vecs: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Each input group's additive share of the user vector."""
+        cfg = self.cfg
+        B = hist.shape[0]
+        zero = torch.zeros(B, cfg.dim)
+        out = {g: zero for g in GROUPS}
+        if cfg.use_history:
+            vecs = item_vecs if item_vecs is not None else self.item_vectors()
+            h = vecs[hist.clamp(min=0)]
+            pooled = (self.history_weights(hist).unsqueeze(-1) * h).sum(1)
+            out["history"] = self.hist_proj(pooled)
+        if cfg.use_profile and cfg.text_dim:
+            out["profile"] = self.prof_proj(prof)
+        if cfg.use_taxonomy and cfg.n_topics:
+            out["taxonomy"] = self.tax_proj(tax)
+        if cfg.use_l3:
+            out["l3"] = self.l3_mlp(l3)
+        return out
+
+    def user_vectors(
+        self,
+        hist: torch.Tensor,
+        prof: torch.Tensor,
+        tax: torch.Tensor,
+        l3: torch.Tensor,
+        item_vecs: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        parts = self.group_vectors(hist, prof, tax, l3, item_vecs)
+        total = self.user_bias.expand(hist.shape[0], -1)
+        for v in parts.values():
+            total = total + v
+        return total
+
+
+__all__ = ["GROUPS", "TwoTowerConfig", "TwoTowerNet"]

@@ -1,0 +1,511 @@
+"""The two-tower recommender SDK: fit, recommend, explain, similar items, save and load.
+
+:class:`TwoTower` fuses the learned two-tower score with an EASE item-item
+backbone over the recency-weighted history (:mod:`interests.recsys.backbone`)::
+
+    final(u, i) = (1 - fusion) * z_u(backbone(u, i)) + fusion * z_u(u . v_i)
+
+where ``z_u`` standardises a score over the whole catalogue for that user and
+``fusion`` is chosen on the valid split (``backbone=False`` gives the pure
+two-tower). Saved models are a folder: ``config.json`` (the
+:class:`TwoTowerConfig` plus vocabularies) and ``model.safetensors`` (weights,
+backbone, user features); loading never unpickles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from interests.errors import ConfigError
+
+from .backbone import EaseBackbone
+from .data import Histories, from_user_histories, item_domains
+from .features import ItemNodes, UserFeatures, get_text_encoder, item_texts, user_features
+from .metrics import ndcg_at_k, top_k
+from .model import TwoTowerConfig
+from .rerank import mmr_rerank
+
+if TYPE_CHECKING:  # pragma: no cover
+    from interests.events import Catalog
+    from interests.schema import InterestProfile
+
+FORMAT_VERSION = 1
+
+
+def _as_histories(data: Any) -> tuple[Histories, Catalog | None]:
+    if isinstance(data, Histories):
+        return data, None
+    histories = getattr(data, "histories", data)
+    return from_user_histories(histories), getattr(data, "catalog", None)
+
+
+def _z(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mu = s.mean(axis=1, keepdims=True)
+    sd = s.std(axis=1, keepdims=True) + 1e-9
+    return (s - mu) / sd, mu, sd
+
+
+@dataclass
+class Explanation:
+    """Why ``item_id`` scored ``score`` for ``user_id``; the terms add up to the score.
+
+    ``score == offset + sum(groups.values())``; ``history`` splits
+    ``groups["history"] + groups["backbone"]`` over the user's history items;
+    ``nodes`` splits ``groups["taxonomy"]`` over global taxonomy nodes (empty
+    without a taxonomy); ``profile_nodes`` regroups ``history`` by the profile
+    domain/topic that cites each item.
+    """
+
+    user_id: str
+    item_id: str
+    score: float
+    offset: float
+    groups: dict[str, float]
+    history: list[tuple[str, float]]
+    nodes: list[tuple[str, float]] = field(default_factory=list)
+    profile_nodes: list[tuple[str, float]] = field(default_factory=list)
+    item_node: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "item_id": self.item_id,
+            "score": self.score,
+            "offset": self.offset,
+            "groups": self.groups,
+            "history": [list(x) for x in self.history],
+            "nodes": [list(x) for x in self.nodes],
+            "profile_nodes": [list(x) for x in self.profile_nodes],
+            "item_node": self.item_node,
+        }
+
+
+class TwoTower:
+    """Two-tower recommender over profiles, taxonomy, L3 features and histories, fused with EASE."""
+
+    def __init__(self, config: TwoTowerConfig | None = None, **overrides: Any) -> None:
+        cfg = config or TwoTowerConfig()
+        self.config = TwoTowerConfig.from_dict({**cfg.to_dict(), **overrides})
+        self.net: Any = None
+        self.backbone: EaseBackbone | None = None
+        self.known: Histories | None = None
+        self.feats: UserFeatures | None = None
+        self.nodes: ItemNodes | None = None
+        self.text_basis: np.ndarray | None = None
+        self.titles: list[str] = []
+        self.domains = np.zeros(0, dtype=np.int64)
+        self.scale: tuple[float, float] | None = None
+        self.ref_time: float | None = None
+        self.profile_nodes: dict[str, dict[str, str]] = {}
+        self.train_log: Any = None
+        self._encoder: Any = None
+        self._item_vecs: Any = None  # item-tower output, cached once training is over
+        self._frozen = False
+
+    # ---- fitting -------------------------------------------------------------------------------
+    def fit(
+        self,
+        data: Any,
+        *,
+        catalog: Catalog | None = None,
+        profiles: Sequence[InterestProfile] | Mapping[str, InterestProfile] | None = None,
+        taxonomy: Any = None,
+        valid: Mapping[str, Sequence[str]] | None = None,
+        ease_weights: np.ndarray | None = None,
+        epochs: int | None = None,
+    ) -> TwoTower:
+        """Train on ``data`` (``Logs``, ``{user: UserHistory}`` or :class:`Histories`).
+
+        ``valid`` maps users to held-out items: training stops early on their
+        NDCG@20 and ``fusion`` is tuned on it when the config leaves it ``None``.
+        ``ease_weights`` reuses a dense EASE matrix fit on the same data.
+        """
+        import torch
+
+        from .model import TwoTowerNet
+        from .train import train_net
+
+        known, cat = _as_histories(data)
+        catalog = catalog if catalog is not None else cat
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        self.known = known
+        cfg.n_items = known.n_items
+        self.titles = [catalog.get_item(i).label() if catalog is not None else i for i in known.item_ids]
+        self.nodes = (
+            ItemNodes.from_taxonomy(taxonomy, known.item_ids, catalog)
+            if taxonomy is not None
+            else ItemNodes.empty(known.n_items)
+        )
+        assign = (
+            taxonomy.assign_items([catalog.get_item(i) for i in known.item_ids])
+            if (taxonomy is not None and catalog is not None)
+            else None
+        )
+        self.domains = item_domains(known.item_ids, catalog, assign)
+        cfg.n_domains, cfg.n_topics = self.nodes.n_domains, self.nodes.n_topics
+        ratings = np.concatenate(known.ratings) if known.items else np.zeros(0)
+        ratings = ratings[~np.isnan(ratings)]
+        self.scale = (float(ratings.min()), float(ratings.max())) if len(ratings) else None
+        times = np.concatenate(known.times) if known.items else np.zeros(0)
+        times = times[~np.isnan(times)]
+        self.ref_time = float(times.max()) if len(times) else None
+        pmap = _profile_map(profiles)
+        self.profile_nodes = {u: _cited_nodes(p) for u, p in pmap.items()}
+        item_x = self._fit_text(catalog, known)
+        self.feats = self._features(
+            known, pmap, cold_n=cfg.cold_context if cfg.cold_context_prob > 0 else None
+        )
+        net = TwoTowerNet(cfg)
+        if cfg.text_dim:
+            net.item_text.copy_(torch.tensor(item_x))  # type: ignore[operator]
+        if cfg.n_topics:
+            net.item_dom.copy_(  # type: ignore[operator]
+                torch.tensor(np.where(self.nodes.domain >= 0, self.nodes.domain, cfg.n_domains))
+            )
+            net.item_topic.copy_(  # type: ignore[operator]
+                torch.tensor(np.where(self.nodes.topic >= 0, self.nodes.topic, cfg.n_topics))
+            )
+        self.net = net
+        if cfg.backbone:
+            self.backbone = EaseBackbone.fit(
+                known, cfg.ease_lambda, cfg.recency_decay, cfg.ease_keep, dense=ease_weights
+            )
+        eval_fn = None
+        vq: Histories | None = None
+        targets: list[np.ndarray] = []
+        if valid:
+            uidx = known.user_index()
+            rows = [uidx[u] for u in valid if u in uidx]
+            vq = known.take(rows)
+            targets = [
+                np.array([known.item_index[i] for i in valid[known.user_ids[r]] if i in known.item_index])
+                for r in rows
+            ]
+            vfeat = _take_feats(self.feats, rows)
+
+            def eval_fn() -> float:
+                return _mean_ndcg(self._tower_scores(vq, vfeat), vq, targets)
+
+        self._item_vecs, self._frozen = None, False
+        self.train_log = train_net(net, known, self.feats, epochs=epochs or cfg.epochs, eval_fn=eval_fn)
+        self._frozen = True
+        if cfg.backbone and cfg.fusion is None:
+            if vq is not None:
+                self.tune_fusion(vq, targets, feats=_take_feats(self.feats, rows))
+            else:
+                cfg.fusion = 0.5
+        return self
+
+    def _fit_text(self, catalog: Catalog | None, known: Histories) -> np.ndarray:
+        cfg = self.config
+        if not (cfg.use_item_text or cfg.use_profile) or catalog is None:
+            cfg.text_dim, self.text_basis = 0, None
+            return np.zeros((known.n_items, 1), dtype=np.float32)
+        from sklearn.decomposition import TruncatedSVD
+
+        x = self.encoder.encode(item_texts(known.item_ids, catalog))
+        r = max(1, min(128, x.shape[1] - 1, known.n_items - 1))
+        svd = TruncatedSVD(n_components=r, random_state=cfg.seed).fit(x)
+        self.text_basis = svd.components_.T.astype(np.float32)
+        cfg.text_dim = r
+        red = x @ self.text_basis
+        return (red / (np.linalg.norm(red, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            self._encoder = get_text_encoder(self.config.encoder)
+        return self._encoder
+
+    def _features(
+        self,
+        query: Histories,
+        profiles: Mapping[str, InterestProfile] | None,
+        texts: Mapping[str, str] | None = None,
+        cold_n: int | None = None,
+    ) -> UserFeatures:
+        assert self.nodes is not None
+        enc = self.encoder if (self.config.text_dim and (profiles or texts)) else None
+        f = user_features(
+            query,
+            profiles=profiles,
+            encoder=enc,
+            nodes=self.nodes,
+            scale=self.scale,
+            ref_time=self.ref_time,
+            texts=texts,
+            cold_n=cold_n,
+        )
+        if self.config.text_dim:
+            if enc is not None and self.text_basis is not None:
+                p = f.profile @ self.text_basis
+                f.profile = (p / (np.linalg.norm(p, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
+            else:
+                f.profile = np.zeros((query.n_users, self.config.text_dim), dtype=np.float32)
+        else:
+            f.profile = np.zeros((query.n_users, 1), dtype=np.float32)
+        return f
+
+    # ---- scoring -------------------------------------------------------------------------------
+    def _hist_tensor(self, query: Histories) -> Any:
+        import torch
+
+        L = self.config.max_history
+        h = np.full((query.n_users, L), -1, dtype=np.int64)
+        for r, items in enumerate(query.items):
+            tail = items[-L:]
+            if len(tail):
+                h[r, L - len(tail) :] = tail
+        return torch.tensor(h)
+
+    def _user_vecs(self, query: Histories, feats: UserFeatures) -> Any:
+        import torch
+
+        with torch.no_grad():
+            if self._item_vecs is None or not self._frozen:
+                vecs = self.net.item_vectors()
+                if self._frozen:
+                    self._item_vecs = vecs
+            else:
+                vecs = self._item_vecs
+            u = self.net.user_vectors(
+                self._hist_tensor(query),
+                torch.tensor(feats.profile),
+                torch.tensor(feats.taxonomy),
+                torch.tensor(feats.l3),
+                item_vecs=vecs,
+            )
+        return u, vecs
+
+    def _tower_scores(self, query: Histories, feats: UserFeatures) -> np.ndarray:
+        u, vecs = self._user_vecs(query, feats)
+        return (u @ vecs.T).numpy()
+
+    def score(
+        self,
+        query: Histories,
+        *,
+        profiles: Mapping[str, InterestProfile] | None = None,
+        texts: Mapping[str, str] | None = None,
+        feats: UserFeatures | None = None,
+    ) -> np.ndarray:
+        """Fused scores ``[users, items]`` for query users from their own histories and profiles."""
+        self._check()
+        f = feats if feats is not None else self._features(query, profiles, texts)
+        tw = self._tower_scores(query, f)
+        if self.backbone is None:
+            return tw
+        a = 0.5 if self.config.fusion is None else self.config.fusion
+        return (1 - a) * _z(self.backbone.score(query))[0] + a * _z(tw)[0]
+
+    def tune_fusion(
+        self,
+        query: Histories,
+        targets: Sequence[np.ndarray],
+        *,
+        profiles: Mapping[str, InterestProfile] | None = None,
+        feats: UserFeatures | None = None,
+        grid: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0),
+    ) -> dict[float, float]:
+        """Choose ``fusion`` by NDCG@20 on held-out ``targets``; returns the grid's scores."""
+        assert self.backbone is not None
+        f = feats if feats is not None else self._features(query, profiles)
+        zt, zb = _z(self._tower_scores(query, f))[0], _z(self.backbone.score(query))[0]
+        res = {a: _mean_ndcg((1 - a) * zb + a * zt, query, targets) for a in grid}
+        self.config.fusion = max(res, key=lambda a: (res[a], -a))
+        return res
+
+    # ---- recommending --------------------------------------------------------------------------
+    def _rows(self, user_ids: Sequence[str]) -> list[int]:
+        assert self.known is not None
+        idx = self.known.user_index()
+        missing = [u for u in user_ids if u not in idx]
+        if missing:
+            raise ConfigError(
+                f"unknown user {missing[0]!r}: use recommend_new(items=..., profile=..., "
+                "text=...) for users the model was not trained on"
+            )
+        return [idx[u] for u in user_ids]
+
+    def recommend(
+        self, user_ids: str | Sequence[str], k: int = 10, *, filter_seen: bool = True, diverse: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item ids and scores for one user (1-D arrays) or many (2-D)."""
+        self._check()
+        assert self.known is not None and self.feats is not None
+        one = isinstance(user_ids, str)
+        ids = [user_ids] if isinstance(user_ids, str) else list(user_ids)
+        rows = self._rows(ids)
+        query = self.known.take(rows)
+        scores = self.score(query, feats=_take_feats(self.feats, rows))
+        items, vals = self._top(scores, query if filter_seen else None, k, diverse)
+        return (items[0], vals[0]) if one else (items, vals)
+
+    def recommend_new(
+        self,
+        items: Sequence[str] = (),
+        *,
+        profile: InterestProfile | None = None,
+        text: str | None = None,
+        k: int = 10,
+        diverse: float = 0.0,
+        user_id: str = "new",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Cold start: a user given by a few item ids, a profile and/or a text description."""
+        self._check()
+        assert self.known is not None
+        query = self.known.with_users([user_id], [list(items)])
+        scores = self.score(
+            query,
+            profiles={user_id: profile} if profile is not None else None,
+            texts={user_id: text} if text else None,
+        )
+        out_items, vals = self._top(scores, query, k, diverse)
+        return out_items[0], vals[0]
+
+    def _top(
+        self, scores: np.ndarray, exclude: Histories | None, k: int, diverse: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        assert self.known is not None
+        s = scores.astype(np.float32, copy=True)
+        if exclude is not None:
+            for r, items in enumerate(exclude.items):
+                s[r, items] = -np.inf
+        pool = k if diverse <= 0 else min(s.shape[1], max(5 * k, 50))
+        top = top_k(s, pool)
+        out_i, out_s = [], []
+        for r in range(len(s)):
+            cand = top[r][np.isfinite(s[r, top[r]])]
+            items, vals = mmr_rerank(cand, s[r, cand], self.domains, k, diverse)
+            out_i.append([self.known.item_ids[j] for j in items])
+            out_s.append(vals)
+        width = max((len(x) for x in out_i), default=0)
+        ids = np.array([x + [""] * (width - len(x)) for x in out_i], dtype=object)
+        sc = np.array(
+            [np.pad(v, (0, width - len(v)), constant_values=-np.inf) for v in out_s], dtype=np.float32
+        )
+        return ids, sc
+
+    def similar_items(self, item_id: str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Items whose item-tower vectors are closest (cosine) to ``item_id``'s."""
+        import torch
+
+        self._check()
+        assert self.known is not None
+        if item_id not in self.known.item_index:
+            raise ConfigError(f"unknown item {item_id!r}")
+        with torch.no_grad():
+            v = self.net.item_vectors().numpy()
+        v = v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-9)
+        j = self.known.item_index[item_id]
+        sim = v @ v[j]
+        sim[j] = -np.inf
+        top = top_k(sim[None, :], k)[0]
+        return np.array([self.known.item_ids[t] for t in top], dtype=object), sim[top].astype(np.float32)
+
+    def explain(self, user_id: str, item_id: str, *, top: int = 5) -> Explanation:
+        from .explain import explain_score
+
+        self._check()
+        return explain_score(self, user_id, item_id, top=top)
+
+    def _check(self) -> None:
+        if self.net is None:
+            raise ConfigError("the model is not trained: call fit() or TwoTower.load(folder)")
+
+    # ---- disk ---------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        from .io import save_model
+
+        self._check()
+        return save_model(self, Path(directory))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TwoTower:
+        from .io import load_model
+
+        return load_model(cls, Path(directory))
+
+
+def fit_two_tower(
+    logs: Any,
+    *,
+    catalog: Catalog | None = None,
+    profiles: Sequence[InterestProfile] | Mapping[str, InterestProfile] | None = None,
+    taxonomy: Any = None,
+    holdout: bool = True,
+    **config: Any,
+) -> TwoTower:
+    """Train a model the way ``interests train`` does.
+
+    With ``holdout`` the BENCHMARK.md temporal split's valid events pick the
+    epoch count (early stopping) and the fusion weight on a model fit to the
+    earlier events; the returned model is then refit on every event with those
+    settings. Without it, ``config["epochs"]`` epochs and ``fusion=0.5``.
+    """
+    from .split import TemporalSplit
+
+    data, cat = _as_histories(logs)
+    catalog = catalog if catalog is not None else cat
+    if not holdout:
+        return TwoTower(**{"fusion": 0.5, **config}).fit(
+            data, catalog=catalog, profiles=profiles, taxonomy=taxonomy
+        )
+    split = TemporalSplit.of(data)
+    case = split.case("valid")
+    valid = {
+        case.fit.user_ids[u]: [data.item_ids[i] for i in t]
+        for u, t in zip(case.users, case.targets, strict=True)
+    }
+    probe = TwoTower(**config).fit(
+        case.fit, catalog=catalog, profiles=profiles, taxonomy=taxonomy, valid=valid
+    )
+    final = TwoTower(**{**config, "fusion": probe.config.fusion})
+    final.fit(
+        data, catalog=catalog, profiles=profiles, taxonomy=taxonomy, epochs=max(1, probe.train_log.best_epoch)
+    )
+    final.train_log.best_valid = probe.train_log.best_valid
+    final.train_log.valid = probe.train_log.valid
+    return final
+
+
+def _profile_map(profiles: Any) -> dict[str, InterestProfile]:
+    if profiles is None:
+        return {}
+    if isinstance(profiles, Mapping):
+        return dict(profiles)
+    return {p.user_id: p for p in profiles}
+
+
+def _cited_nodes(profile: InterestProfile) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for d in profile.domains:
+        for t in d.topics:
+            for i in t.item_ids:
+                out.setdefault(i, f"{d.name} > {t.name}")
+    return out
+
+
+def _take_feats(f: UserFeatures, rows: Sequence[int]) -> UserFeatures:
+    r = np.asarray(rows, dtype=np.int64)
+    return UserFeatures(f.profile[r], f.taxonomy[r], f.l3[r], f.has_profile[r])
+
+
+def _mean_ndcg(scores: np.ndarray, query: Histories, targets: Sequence[np.ndarray], k: int = 20) -> float:
+    from .baselines import rank
+
+    ranked = rank(scores, query, k)
+    return (
+        float(np.mean([ndcg_at_k(r, t, k) for r, t in zip(ranked, targets, strict=True)]))
+        if len(targets)
+        else 0.0
+    )
+
+
+__all__ = ["FORMAT_VERSION", "Explanation", "TwoTower", "fit_two_tower"]
