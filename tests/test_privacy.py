@@ -224,12 +224,14 @@ def test_outputs_hold_no_pii(script, tmp_path: Path) -> None:  # type: ignore[no
     assert (res.errors == 0) if script is echo_valid else (res.profiles == 0)
     text = out.read_text() if out.exists() else ""
     text += sibling_path(out, "errors").read_text() if sibling_path(out, "errors").exists() else ""
-    # what the fake copied reached the outputs (profiles' summaries or error records' raw output)...
-    assert all(m in text for m in markers)
-    # ...and it had been redacted: no case leaked, every near miss came through
+    # no case leaked
     assert [t for _, t in PII if _leaks(text, t)] == []
-    kept = [t for t in NEAR_MISSES if (_mask(t) if script is echo_valid else t) in text]
-    assert kept == NEAR_MISSES
+    if script is echo_raw:
+        # error records keep the raw output: what the fake copied reached the file, redacted,
+        # and every near miss came through. (A valid draft's echoed summary is replaced by
+        # grounding, which rejects summaries that echo the prompt.)
+        assert all(m in text for m in markers)
+        assert [t for t in NEAR_MISSES if t in text] == NEAR_MISSES
     expected: dict[str, int] = {}
     for kind, _ in PII:
         expected[kind] = expected.get(kind, 0) + 1
@@ -240,9 +242,9 @@ def test_no_redact_lets_pii_through(tmp_path: Path) -> None:
     """The control: without redaction the same run leaks, so the test above can see a leak."""
     histories, cat, _ = _corpus()
     out = tmp_path / "profiles.jsonl"
-    res = extract_profiles(histories, catalog=cat, output=out, backend=FakeBackend(echo_valid), redact=False)
+    res = extract_profiles(histories, catalog=cat, output=out, backend=FakeBackend(echo_raw), redact=False)
     assert res.redactions == {}
-    text = out.read_text()
+    text = sibling_path(out, "errors").read_text()
     assert len([t for _, t in PII if _leaks(text, t)]) == len(PII)
 
 
@@ -260,7 +262,7 @@ def test_reports_hold_no_pii(tmp_path: Path) -> None:
         page = report.render_report(
             out, all_users=True, errors=sibling_path(out, "errors"), format=fmt, max_sections=None
         )
-        assert markers[0] in page
+        assert any(m in page for m in markers)  # the echoed text reached the report (error records)
         assert [t for _, t in PII if _leaks(page, t)] == [], fmt
 
 
