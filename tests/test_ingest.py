@@ -48,7 +48,7 @@ CORPUS: dict[str, tuple[int, int, int, int, dict[str, int]]] = {
     "line_endings.csv": (4, 4, 0, 0, {}),
     "missing_ids.jsonl": (7, 2, 5, 0, {"missing user": 3, "missing item": 2}),
     "mixed_encoding.csv": (4, 2, 2, 0, {"not UTF-8": 2}),
-    "ratings.csv": (6, 3, 3, 0, {"bad rating": 3}),
+    "bad_ratings.csv": (6, 3, 3, 0, {"bad rating": 3}),
     "semicolon.csv": (3, 2, 1, 0, {"bad rating": 1}),
     "stray_quote.csv": (5, 4, 1, 0, {"unparsable CSV row": 1}),
     "tabs.tsv": (3, 3, 0, 0, {}),
@@ -97,7 +97,7 @@ def test_cleaned_values() -> None:
     texts = [e.text or "" for e in logs.events()]
     assert texts[0] == "lots of space"
     assert len(texts[1]) == 2000 and texts[1].endswith("…")
-    ratings = read_logs(BAD / "ratings.csv")
+    ratings = read_logs(BAD / "bad_ratings.csv")
     assert [e.rating for e in ratings.events()] == [4.5, None, 3.0]
     ids = read_logs(BAD / "missing_ids.jsonl")
     assert [(e.user_id, e.item_id) for e in ids.events()] == [("u1", "i1"), ("7", "8")]
@@ -145,7 +145,7 @@ def test_strict_catalog(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "line", "reason"),
     [
-        ("ratings.csv", 4, "bad rating"),
+        ("bad_ratings.csv", 4, "bad rating"),
         ("truncated.jsonl", 3, "unparsable JSON"),
         ("mixed_encoding.csv", 3, "not UTF-8"),
         ("columns.csv", 3, "wrong number of columns"),
@@ -356,16 +356,16 @@ def test_sorting_max_events_and_users(tmp_path: Path) -> None:
 
 
 def test_iter_events_streams_and_event_stream_counts(tmp_path: Path) -> None:
-    events = iter_events(BAD / "ratings.csv")
+    events = iter_events(BAD / "bad_ratings.csv")
     assert iter(events) is events  # a generator, nothing read yet
     assert [e.item_id for e in events] == ["i1", "i2", "i3"]
-    stream = EventStream([BAD / "ratings.csv", BAD / "duplicates.csv"])
+    stream = EventStream([BAD / "bad_ratings.csv", BAD / "duplicates.csv"])
     assert len(list(stream)) == 7
     assert check(stream.report).by_reason == {"bad rating": 3}
     text = stream.report.summary()
     assert "read 12 rows from 2 files" in text and "bad rating: 3" in text
     qpath = tmp_path / "q.jsonl"
-    assert len(list(iter_events(BAD / "ratings.csv", quarantine=qpath))) == 3
+    assert len(list(iter_events(BAD / "bad_ratings.csv", quarantine=qpath))) == 3
     assert len(qpath.read_text().splitlines()) == 3
 
 

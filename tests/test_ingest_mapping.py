@@ -234,7 +234,7 @@ def test_catalog_mapping() -> None:
     assert categories_of('["Books", "Fiction"]') == ["Books", "Fiction"]
     assert categories_of([["Books", "Fiction"], "Books"]) == ["Books", "Fiction"]
     with pytest.raises(IngestError, match="--catalog-map"):
-        read_catalog(BAD / "ratings.csv", mapping="item=nope")
+        read_catalog(BAD / "bad_ratings.csv", mapping="item=nope")
 
 
 def test_catalog_parquet(tmp_path: Path) -> None:
