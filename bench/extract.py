@@ -89,11 +89,9 @@ def build_prompts(histories: dict, catalog: Any, count_tokens: Any, budget: int)
     """The exact prompts and draft models extract_profiles builds."""
     from interests.draft import draft_model
     from interests.prompting import PromptRenderer
-    from interests.signals import compute_signals
+    from interests.signals import compute_signals, dataset_reference
 
-    ratings = [e.rating for h in histories.values() for e in h.events if e.rating is not None]
-    stamps = [e.ts for h in histories.values() for e in h.events if e.ts is not None]
-    scale, as_of = (min(ratings), max(ratings)), max(stamps)
+    scale, as_of = dataset_reference(histories.values())
     renderer = PromptRenderer()
     out = []
     for uid, h in histories.items():

@@ -27,7 +27,7 @@ from .privacy import check_resume_ids, pseudonymise
 from .prompting import Prompt, PromptRenderer
 from .redact import Redactor
 from .schema import ErrorRecord, InterestProfile, Provenance
-from .signals import compute_signals
+from .signals import compute_signals, dataset_reference
 from .store import append_lines, done_users, repair, rewrite_without
 
 RAW_OUTPUT_CHARS = 4000
@@ -181,10 +181,8 @@ def extract_profiles(
     result.users_selected, result.users_skipped = len(order), len(order) - len(todo) - len(empty)
     result.errors = len(empty)
 
-    all_ratings = [e.rating for h in histories.values() for e in h.events if e.rating is not None]
-    scale = (min(all_ratings), max(all_ratings)) if all_ratings else None
-    stamps = [e.ts for h in histories.values() for e in h.events if e.ts is not None]
-    ref = as_of if as_of is not None else (max(stamps) if stamps else None)
+    scale, latest = dataset_reference(histories.values())
+    ref = as_of if as_of is not None else latest
     redactor = Redactor(enabled=redact)
     renderer = PromptRenderer(prompt_dir, redactor=redactor)
     plan = attempt_plan(max_new_tokens, max_attempts)

@@ -146,6 +146,21 @@ def top_category(item_categories: Sequence[str]) -> str | None:
     return item_categories[0] if item_categories else None
 
 
+def dataset_reference(
+    histories: Iterable[UserHistory],
+) -> tuple[tuple[float, float] | None, float | None]:
+    """The data set's rating scale (min, max) and latest timestamp: shared by every user's signals."""
+    lo = hi = latest = None
+    for h in histories:
+        for e in h.events:
+            if e.rating is not None:
+                lo = e.rating if lo is None else min(lo, e.rating)
+                hi = e.rating if hi is None else max(hi, e.rating)
+            if e.ts is not None:
+                latest = e.ts if latest is None else max(latest, e.ts)
+    return ((lo, hi) if lo is not None and hi is not None else None), latest
+
+
 def compute_signals(
     history: UserHistory,
     catalog: Catalog | None = None,
@@ -191,6 +206,7 @@ def compute_signals(
 __all__ = [
     "UserSignals",
     "compute_signals",
+    "dataset_reference",
     "iso",
     "normalise_rating",
     "rating_sentiment",
