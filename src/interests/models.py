@@ -24,8 +24,8 @@ from pathlib import Path
 from .errors import InterestsError
 
 DEFAULT_MODEL = "smollm2-135m"
-# float32, not bf16: on CPUs without bf16 matmul kernels vLLM falls back to slow torch
-# linears in bf16 (measured 2-3x slower end to end; docs/benchmarks.md)
+# float32 on disk: vLLM downcasts it to bf16 on the CPU (its faster path, measured in
+# docs/benchmarks.md) and transformers-based tools (encoder, baselines) get full precision
 DEFAULT_DTYPE = "float32"
 
 

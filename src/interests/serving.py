@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from .errors import BackendError
+from .llm.cpu_env import apply_cpu_engine_env
 from .models import interests_home, model_label, resolve_model
 
 
@@ -138,7 +139,7 @@ def start_server(
                          max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
                          extra_args=extra_args)
     env = {**os.environ}
-    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    apply_cpu_engine_env(env)
     if log_path is None:  # always keep the log: a failed start must leave something to read
         log_dir = interests_home() / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)

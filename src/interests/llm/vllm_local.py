@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import BackendError
 from ..models import model_label, resolve_model
 from .base import GenRequest, GenResult, Messages
+from .cpu_env import apply_cpu_engine_env
 
 # guidance compiles every schema we send (xgrammar rejected some; see docs/models.md)
 STRUCTURED_BACKEND = "guidance"
@@ -62,7 +63,7 @@ class VLLMBackend:
     def start(self) -> None:
         if self._llm is not None:
             return
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{self.kv_cache_gb:g}")
+        apply_cpu_engine_env(os.environ, self.kv_cache_gb)
         try:
             from vllm import LLM
         except ImportError as exc:

@@ -1,0 +1,41 @@
+"""Raw vLLM on the extraction prompts under one engine setting (thread binding, dtype).
+
+    python bench/engine_settings.py [--users 6] [--dtype float32]
+    VLLM_CPU_OMP_THREADS_BIND=0 VLLM_CPU_NUM_OF_RESERVED_CPU=1 python bench/engine_settings.py
+
+Run it once per setting (the environment is read when the engine starts) and
+compare the seconds of runs made back to back. Every call starts with an
+empty prefix cache. Prints one JSON line; the table is in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+if __name__ == "__main__":
+    import extract as bench  # the same users, prompts and schemas as bench/extract.py
+    from interests.llm.cpu_env import cpu_engine_env
+    from interests.llm.vllm_local import VLLMBackend
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=6)
+    ap.add_argument("--calls", type=int, default=2)
+    ap.add_argument("--dtype", default=None, help="vLLM dtype (default: vLLM's choice, bf16 on the CPU)")
+    args = ap.parse_args()
+    histories, catalog = bench.load_users(args.users)
+    backend = VLLMBackend(**({"dtype": args.dtype} if args.dtype else {}))
+    t0 = time.perf_counter()
+    backend.start()
+    load_s = time.perf_counter() - t0
+    prompts = bench.build_prompts(histories, catalog, backend.count_tokens, backend.max_model_len - 1160)
+    calls = [bench.run_vllm_raw(backend, prompts, bench.MAX_NEW_TOKENS) for _ in range(args.calls)]
+    backend.close()
+    env = {k: os.environ.get(k) for k in cpu_engine_env()}
+    print(json.dumps({"env": env, "dtype": args.dtype or "auto", "load_s": round(load_s, 1), "calls": calls}))
