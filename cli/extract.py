@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from interests.prompting import DEFAULT_MAX_ITEMS
+
 from .common import model_option, sdk_command
 
 
@@ -48,7 +50,7 @@ def _progress(total: int):  # type: ignore[no-untyped-def]
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Per-request timeout with --server (s).")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Users per engine call (and per atomic write).")
 @click.option("--max-new-tokens", type=int, default=768, show_default=True, help="Output budget of the first try.")
-@click.option("--max-items", type=int, default=60, show_default=True, help="Most recent items shown to the model per user.")
+@click.option("--max-items", type=int, default=DEFAULT_MAX_ITEMS, show_default=True, help="Most recent items shown to the model per user.")
 @click.option("--max-model-len", type=int, default=None, help="Context length [default: 4096 in-process; what the server reports with --server].")
 @click.option("--max-events-per-user", type=int, help="Keep only each user's most recent N events in memory.")
 @click.option("--prompt-dir", type=click.Path(file_okay=False), help="Folder with system.j2/user.j2 overriding the built-in prompts.")

@@ -24,7 +24,7 @@ from .events import Catalog, UserHistory
 from .grounding import GroundingError, ground_profile, now_iso
 from .llm.base import Backend, GenRequest, GenResult
 from .privacy import check_resume_ids, pseudonymise
-from .prompting import Prompt, PromptRenderer
+from .prompting import DEFAULT_MAX_ITEMS, Prompt, PromptRenderer
 from .redact import Redactor
 from .schema import ErrorRecord, InterestProfile, Provenance
 from .signals import compute_signals, dataset_reference
@@ -131,7 +131,7 @@ def extract_profiles(
     users: Collection[str] | None = None,
     max_attempts: int = 3,
     max_new_tokens: int = 768,
-    max_items: int = 60,
+    max_items: int = DEFAULT_MAX_ITEMS,
     prompt_dir: str | Path | None = None,
     tz: str = "UTC",
     as_of: float | None = None,

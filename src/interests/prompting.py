@@ -33,6 +33,10 @@ USER_TEMPLATE = "user.j2"
 TEXT_SNIPPET_CHARS = 160
 TITLE_CHARS = 90
 MAX_DOMAIN_CHOICES = 24
+#: most recent items shown per user. Chosen by measurement (bench/budget.py, docs/benchmarks.md):
+#: with the embedded 135M model, 60 items cost 2.4k prompt tokens and 6.5 s a user for no better
+#: profile than 30 (1.6k tokens, 4.5 s); 15 was faster still but grounding had to rename more.
+DEFAULT_MAX_ITEMS = 30
 
 Messages = list[dict[str, str]]
 TokenCounter = Callable[[Messages], int]
@@ -95,7 +99,7 @@ class PromptRenderer:
         catalog: Catalog | None = None,
         *,
         max_tokens: int = 3000,
-        max_items: int = 60,
+        max_items: int = DEFAULT_MAX_ITEMS,
         count_tokens: TokenCounter = approx_tokens,
     ) -> Prompt:
         """Messages for one user: the most recent items that fit ``max_tokens``."""
@@ -215,7 +219,7 @@ def render_prompt(
     *,
     prompt_dir: str | Path | None = None,
     max_tokens: int = 3000,
-    max_items: int = 60,
+    max_items: int = DEFAULT_MAX_ITEMS,
 ) -> Prompt:
     """Render one user's prompt (the ``prompts`` stage) with the default token estimate."""
     return PromptRenderer(prompt_dir).render(
@@ -223,4 +227,4 @@ def render_prompt(
     )
 
 
-__all__ = ["Prompt", "PromptRenderer", "approx_tokens", "render_prompt"]
+__all__ = ["DEFAULT_MAX_ITEMS", "Prompt", "PromptRenderer", "approx_tokens", "render_prompt"]
