@@ -1,6 +1,6 @@
 """Extraction throughput: the project's paths against the plain loop and raw vLLM, in one run.
 
-    python bench/extract.py [--users 32] [--loop-users 8] [--repeats 3] [--json]
+    python bench/extract.py [--users 16] [--loop-users 4] [--repeats 3] [--max-items N] [--json]
 
 Same users (the first N of ml-latest-small, read through the normal
 ingestion path), same rendered prompts, same model, same machine:
@@ -53,7 +53,7 @@ class PeakRSS:
         for p in [self.proc, *self.proc.children(recursive=True)]:
             try:
                 total += p.memory_info().rss
-            except Exception:  # noqa: BLE001 - a child may exit while sampled
+            except Exception:
                 pass
         return total
 
@@ -85,10 +85,11 @@ def load_users(n: int) -> Any:
     return {u: logs.histories[u] for u in keep}, logs.catalog
 
 
-def build_prompts(histories: dict, catalog: Any, count_tokens: Any, budget: int) -> list[tuple[str, Any, Any]]:
+def build_prompts(histories: dict, catalog: Any, count_tokens: Any, budget: int,
+                  max_items: int | None = None) -> list[tuple[str, Any, Any]]:
     """The exact prompts and draft models extract_profiles builds."""
     from interests.draft import draft_model
-    from interests.prompting import PromptRenderer
+    from interests.prompting import DEFAULT_MAX_ITEMS, PromptRenderer
     from interests.signals import compute_signals, dataset_reference
 
     scale, as_of = dataset_reference(histories.values())
@@ -96,7 +97,8 @@ def build_prompts(histories: dict, catalog: Any, count_tokens: Any, budget: int)
     out = []
     for uid, h in histories.items():
         sig = compute_signals(h, catalog, as_of=as_of, rating_scale=scale)
-        pr = renderer.render(h, sig, catalog, max_tokens=budget, max_items=60, count_tokens=count_tokens)
+        pr = renderer.render(h, sig, catalog, max_tokens=budget, max_items=max_items or DEFAULT_MAX_ITEMS,
+                             count_tokens=count_tokens)
         out.append((uid, pr, draft_model(pr.item_ids, with_text=pr.with_text, domain_names=pr.categories)))
     return out
 
@@ -105,7 +107,7 @@ def _valid(model: Any, text: str) -> bool:
     try:
         model.model_validate_json(text)
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -114,7 +116,7 @@ def run_transformers_loop(model_path: str, prompts: list, max_new_tokens: int) -
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto")  # the float32 weights vLLM serves
     model.eval()
     t0 = time.perf_counter()
     n_out = n_in = valid = 0
@@ -136,6 +138,7 @@ def run_vllm_raw(backend: Any, prompts: list, max_new_tokens: int) -> dict[str, 
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
+    backend._llm.reset_prefix_cache()  # every run starts cold, as a real run over new users does
     params = [SamplingParams(max_tokens=max_new_tokens, temperature=0.0,
                              structured_outputs=StructuredOutputsParams(json=d.model_json_schema()))
               for _, _, d in prompts]
@@ -149,12 +152,15 @@ def run_vllm_raw(backend: Any, prompts: list, max_new_tokens: int) -> dict[str, 
     return _row(len(prompts), dt, n_in, n_out, valid, mem.mb)
 
 
-def run_interests(backend: Any, histories: dict, catalog: Any, batch_size: int) -> dict[str, float]:
+def run_interests(backend: Any, histories: dict, catalog: Any, batch_size: int,
+                  max_items: int | None = None) -> dict[str, float]:
     from interests.extract import extract_profiles
 
+    backend._llm.reset_prefix_cache()
     with tempfile.TemporaryDirectory() as tmp, PeakRSS() as mem:
         res = extract_profiles(histories, catalog=catalog, output=Path(tmp) / "p.jsonl", backend=backend,
-                               batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS)
+                               batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS,
+                               **({"max_items": max_items} if max_items else {}))
     row = _row(len(histories), res.seconds, res.prompt_tokens, res.output_tokens, res.valid_first_try, mem.mb)
     row.update(retries=res.retries, errors=res.errors,
                outside_engine_share=round(1 - res.engine_seconds / res.seconds, 4) if res.seconds else 0.0,
@@ -190,7 +196,8 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, Any]:
 def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [
         f"Machine: {meta['machine']}. Model: {meta['model']}. Users: first {meta['users']} of ml-latest-small "
-        f"(transformers loop: first {meta['loop_users']}); max new tokens {MAX_NEW_TOKENS}; medians of "
+        f"(transformers loop: first {meta['loop_users']}); max items {meta['max_items']}; max new tokens {MAX_NEW_TOKENS}; "
+        f"medians of "
         f"{meta['repeats']} runs (min-max).",
         "",
         "| path | users/min | output tok/s | prompt tok/s | valid first try | peak RSS MB |",
@@ -212,11 +219,13 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--users", type=int, default=32)
-    ap.add_argument("--loop-users", type=int, default=8)
+    ap.add_argument("--users", type=int, default=16)
+    ap.add_argument("--loop-users", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--concurrency", default="1,4,16")
+    ap.add_argument("--max-items", type=int, default=None,
+                    help="most recent items shown per user (default: the extractor's default)")
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--skip-loop", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the JSON result on stdout")
@@ -229,12 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     histories, catalog = load_users(args.users)
     backend = VLLMBackend()
     backend.start()
-    prompts = build_prompts(histories, catalog, backend.count_tokens, backend.max_model_len - 1160)
+    prompts = build_prompts(histories, catalog, backend.count_tokens, backend.max_model_len - 1160, args.max_items)
     results: dict[str, Any] = {}
     raw_runs, ours_runs = [], []
     for _ in range(args.repeats):  # interleaved so that machine noise hits both alike
         raw_runs.append(run_vllm_raw(backend, prompts, MAX_NEW_TOKENS))
-        ours_runs.append(run_interests(backend, histories, catalog, args.batch_size))
+        ours_runs.append(run_interests(backend, histories, catalog, args.batch_size, args.max_items))
         print(f"vllm-raw {raw_runs[-1]['users_per_min']} u/min; interests {ours_runs[-1]['users_per_min']} u/min",
               file=sys.stderr, flush=True)
     backend.close()
@@ -245,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             [run_transformers_loop(model_path, loop_prompts, MAX_NEW_TOKENS) for _ in range(max(1, args.repeats - 1))])
     if not args.skip_server:
         results.update(run_server(histories, catalog, [int(c) for c in args.concurrency.split(",")],
-                                  args.repeats, args.batch_size))
+                                  args.repeats, args.batch_size, args.max_items))
     r = results
     ratios = {"interests / vllm-raw (users/min)": round(r["interests"]["users_per_min"] / r["vllm-raw"]["users_per_min"], 3)}
     if "transformers-loop" in r:
@@ -253,8 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     if "interests-server" in r:
         ratios["interests-server / interests"] = round(r["interests-server"]["users_per_min"] / r["interests"]["users_per_min"], 3)
     results["ratios"] = ratios
-    meta = {"machine": f"{os.cpu_count()} CPU cores, no GPU", "model": "smollm2-135m (bf16, vLLM CPU)",
-            "users": args.users, "loop_users": args.loop_users, "repeats": args.repeats}
+    from interests.llm.cpu_env import cpu_engine_env
+    from interests.prompting import DEFAULT_MAX_ITEMS
+
+    meta = {"machine": f"{os.cpu_count()} CPU cores, no GPU",
+            "model": "smollm2-135m (float32 weights; vLLM computes in bf16, transformers in float32)",
+            "engine_env": cpu_engine_env(),
+            "users": args.users, "loop_users": args.loop_users, "repeats": args.repeats,
+            "max_items": args.max_items or DEFAULT_MAX_ITEMS}
     results["meta"] = meta
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "extract.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -263,21 +278,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_server(histories: dict, catalog: Any, concurrencies: list[int], repeats: int, batch_size: int) -> dict[str, Any]:
+def run_server(histories: dict, catalog: Any, concurrencies: list[int], repeats: int, batch_size: int,
+               max_items: int | None = None) -> dict[str, Any]:
+    import urllib.request
+
     from interests.extract import extract_profiles
     from interests.llm.server import ServerBackend
     from interests.serving import start_server
 
     out: dict[str, Any] = {}
+    os.environ["VLLM_SERVER_DEV_MODE"] = "1"  # exposes POST /reset_prefix_cache: every run starts cold
     with start_server(log_path=RESULTS / "server.log") as server:
+        root = server.base_url.rsplit("/v1", 1)[0]
         for c in concurrencies:
             runs = []
             for _ in range(repeats):
+                urllib.request.urlopen(urllib.request.Request(f"{root}/reset_prefix_cache", method="POST"),
+                                       timeout=60).read()
                 backend = ServerBackend(server.base_url, concurrency=c)
                 with tempfile.TemporaryDirectory() as tmp, PeakRSS() as mem:
                     res = extract_profiles(histories, catalog=catalog, output=Path(tmp) / "p.jsonl",
                                            backend=backend, batch_size=max(batch_size, c),
-                                           max_new_tokens=MAX_NEW_TOKENS)
+                                           max_new_tokens=MAX_NEW_TOKENS,
+                                           **({"max_items": max_items} if max_items else {}))
                 runs.append(_row(len(histories), res.seconds, res.prompt_tokens, res.output_tokens,
                                  res.valid_first_try, mem.mb))
                 print(f"server c={c}: {runs[-1]['users_per_min']} u/min", file=sys.stderr, flush=True)
