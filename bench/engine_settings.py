@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if __name__ == "__main__":
     import extract as bench  # the same users, prompts and schemas as bench/extract.py
-    from interests.llm.cpu_env import cpu_engine_env
     from interests.llm.vllm_local import VLLMBackend
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -37,5 +36,5 @@ if __name__ == "__main__":
     prompts = bench.build_prompts(histories, catalog, backend.count_tokens, backend.max_model_len - 1160)
     calls = [bench.run_vllm_raw(backend, prompts, bench.MAX_NEW_TOKENS) for _ in range(args.calls)]
     backend.close()
-    env = {k: os.environ.get(k) for k in cpu_engine_env()}
+    env = {k: os.environ.get(k) for k in bench.ENGINE_VARS}
     print(json.dumps({"env": env, "dtype": args.dtype or "auto", "load_s": round(load_s, 1), "calls": calls}))
