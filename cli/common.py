@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -25,12 +27,34 @@ def friendly_errors() -> Iterator[None]:
         raise click.ClickException(f"file not found: {exc.filename or exc}") from exc
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``KeyboardInterrupt`` while the command runs, so that ``finally`` blocks run.
+
+    Without it a terminated command dies at once and an in-process vLLM engine
+    it started can outlive it. Finished batches are already on disk; the
+    re-run resumes. The previous handler is restored afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def sdk_command(func: F) -> F:
-    """Decorator: run a command body under :func:`friendly_errors`."""
+    """Decorator: run a command body under :func:`friendly_errors` with SIGTERM handled like Ctrl-C."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with friendly_errors():
+        with sigterm_as_interrupt(), friendly_errors():
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
+import pytest
 from click.testing import CliRunner
-
-from interests.cli import cli
-
 from conftest import EXAMPLES
+from interests.cli import cli
 
 
 def test_help_does_not_import_torch_or_vllm():
@@ -62,3 +63,15 @@ def test_strict_stops_at_the_first_bad_row(tmp_path):
 
 def test_examples_exist():
     assert (EXAMPLES / "events.csv").is_file() and (EXAMPLES / "catalog.jsonl").is_file()
+
+
+def test_sigterm_raises_keyboard_interrupt_inside_a_command_and_the_old_handler_returns() -> None:
+    import signal as _signal
+
+    from interests.cli.common import sigterm_as_interrupt
+
+    before = _signal.getsignal(_signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+        os.kill(os.getpid(), _signal.SIGTERM)
+        time.sleep(5)  # the signal arrives before this ends
+    assert _signal.getsignal(_signal.SIGTERM) is before

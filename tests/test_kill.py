@@ -72,3 +72,36 @@ def test_kill_at_start_and_mid_run_then_rerun_finishes_every_user_once(tmp_path)
     assert done_at_kill <= set(ids)
     assert out.read_bytes().endswith(b"\n")
     print(f"kill points tried: {kill_points}; users lost: 0")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_sigterm_mid_run_stops_the_engine_too_and_keeps_finished_batches(tmp_path):
+    """SIGTERM to the command alone (not its group): it closes its vLLM engine on the way out."""
+    out = tmp_path / "profiles.jsonl"
+    errors = tmp_path / "profiles.errors.jsonl"
+    proc = _start(out)
+    deadline = time.monotonic() + 1200
+    while time.monotonic() < deadline and _lines(out) + _lines(errors) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+    if proc.poll() is not None:
+        pytest.fail(f"the run ended (exit {proc.returncode}) before it could be terminated: "
+                    f"{proc.communicate()[1][-2000:]}")
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 60  # the engine's own shutdown takes a few seconds
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    lingering = _group_alive(proc.pid)
+    if lingering:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert not lingering, "a vLLM engine process outlived the terminated command"
+    done = [d["user_id"] for p in (out, errors) for d in iter_jsonl(p)]
+    assert len(done) >= 2 and len(done) == len(set(done)), done
