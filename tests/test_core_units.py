@@ -159,6 +159,9 @@ def test_unsound_summaries_are_replaced_by_a_computed_one():
     assert not summary_is_sound("great value, great value, great value, great value")
     assert not summary_is_sound("Songbook Velvet Set", {"songbook velvet set"})
     assert not summary_is_sound("Likes")
+    # seen from the 135M model on the example logs: a stutter, and an item the user never had
+    assert not summary_is_sound("The most popular item on the list is the filter filter guide .")
+    assert summary_is_sound("Bakes bread every weekend, mostly sourdough loaves.")
 
 
 def test_grounding_without_any_own_item_is_an_error():

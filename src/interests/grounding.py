@@ -266,6 +266,8 @@ def summary_is_sound(
     pairs = Counter(zip(words, words[1:], strict=False))
     if pairs and pairs.most_common(1)[0][1] >= 3:
         return False
+    if any(a == b and len(a) >= 3 for a, b in zip(words, words[1:], strict=False)):
+        return False  # a stutter ("the filter filter guide") is the start of a decoding loop
     echo = prompt.casefold()
     if echo and any(" ".join(words[i : i + 5]) in echo for i in range(len(words) - 4)):
         return False
