@@ -1,7 +1,7 @@
 """Raw vLLM on the extraction prompts under one engine setting (thread binding, dtype).
 
-    python bench/engine_settings.py [--users 6] [--dtype float32]
-    VLLM_CPU_OMP_THREADS_BIND=0 VLLM_CPU_NUM_OF_RESERVED_CPU=1 python bench/engine_settings.py
+    python bench/engine_settings.py [--users 6] [--max-items 60] [--dtype float32]
+    VLLM_CPU_OMP_THREADS_BIND=auto python bench/engine_settings.py   # vLLM's own binding
 
 Run it once per setting (the environment is read when the engine starts) and
 compare the seconds of runs made back to back. Every call starts with an
@@ -26,6 +26,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=6)
     ap.add_argument("--calls", type=int, default=2)
+    ap.add_argument("--max-items", type=int, default=None,
+                    help="items shown per user (default: the extractor's)")
     ap.add_argument("--dtype", default=None, help="vLLM dtype (default: vLLM's choice, bf16 on the CPU)")
     args = ap.parse_args()
     histories, catalog = bench.load_users(args.users)
@@ -33,7 +35,8 @@ if __name__ == "__main__":
     t0 = time.perf_counter()
     backend.start()
     load_s = time.perf_counter() - t0
-    prompts = bench.build_prompts(histories, catalog, backend.count_tokens, backend.max_model_len - 1160)
+    prompts = bench.build_prompts(histories, catalog, backend.count_tokens, backend.max_model_len - 1160,
+                                  args.max_items)
     calls = [bench.run_vllm_raw(backend, prompts, bench.MAX_NEW_TOKENS) for _ in range(args.calls)]
     backend.close()
     env = {k: os.environ.get(k) for k in bench.ENGINE_VARS}
