@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 if __name__ == "__main__":
     import extract as bench  # the same users, prompts and schemas as bench/extract.py
     from interests.llm.vllm_local import VLLMBackend
+    from interests.prompting import DEFAULT_MAX_ITEMS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=6)
     ap.add_argument("--calls", type=int, default=2)
-    ap.add_argument("--max-items", type=int, default=None,
+    ap.add_argument("--max-items", type=int, default=DEFAULT_MAX_ITEMS,
                     help="items shown per user (default: the extractor's)")
     ap.add_argument("--dtype", default=None, help="vLLM dtype (default: vLLM's choice, bf16 on the CPU)")
     args = ap.parse_args()

@@ -55,7 +55,7 @@ class PeakRSS:
         for p in [self.proc, *self.proc.children(recursive=True)]:
             try:
                 total += p.memory_info().rss
-            except Exception:
+            except Exception:  # a child may exit while sampled
                 pass
         return total
 
@@ -88,10 +88,10 @@ def load_users(n: int) -> Any:
 
 
 def build_prompts(histories: dict, catalog: Any, count_tokens: Any, budget: int,
-                  max_items: int | None = None) -> list[tuple[str, Any, Any]]:
+                  max_items: int) -> list[tuple[str, Any, Any]]:
     """The exact prompts and draft models extract_profiles builds."""
     from interests.draft import draft_model
-    from interests.prompting import DEFAULT_MAX_ITEMS, PromptRenderer
+    from interests.prompting import PromptRenderer
     from interests.signals import compute_signals, dataset_reference
 
     scale, as_of = dataset_reference(histories.values())
@@ -99,7 +99,7 @@ def build_prompts(histories: dict, catalog: Any, count_tokens: Any, budget: int,
     out = []
     for uid, h in histories.items():
         sig = compute_signals(h, catalog, as_of=as_of, rating_scale=scale)
-        pr = renderer.render(h, sig, catalog, max_tokens=budget, max_items=max_items or DEFAULT_MAX_ITEMS,
+        pr = renderer.render(h, sig, catalog, max_tokens=budget, max_items=max_items,
                              count_tokens=count_tokens)
         out.append((uid, pr, draft_model(pr.item_ids, with_text=pr.with_text, domain_names=pr.categories)))
     return out
@@ -155,14 +155,13 @@ def run_vllm_raw(backend: Any, prompts: list, max_new_tokens: int) -> dict[str, 
 
 
 def run_interests(backend: Any, histories: dict, catalog: Any, batch_size: int,
-                  max_items: int | None = None) -> dict[str, float]:
+                  max_items: int) -> dict[str, float]:
     from interests.extract import extract_profiles
 
     backend._llm.reset_prefix_cache()
     with tempfile.TemporaryDirectory() as tmp, PeakRSS() as mem:
         res = extract_profiles(histories, catalog=catalog, output=Path(tmp) / "p.jsonl", backend=backend,
-                               batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS,
-                               **({"max_items": max_items} if max_items else {}))
+                               batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS, max_items=max_items)
     row = _row(len(histories), res.seconds, res.prompt_tokens, res.output_tokens, res.valid_first_try, mem.mb)
     row.update(retries=res.retries, errors=res.errors,
                outside_engine_share=round(1 - res.engine_seconds / res.seconds, 4) if res.seconds else 0.0,
@@ -220,13 +219,15 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from interests.prompting import DEFAULT_MAX_ITEMS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=16)
     ap.add_argument("--loop-users", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--concurrency", default="1,4,16")
-    ap.add_argument("--max-items", type=int, default=None,
+    ap.add_argument("--max-items", type=int, default=DEFAULT_MAX_ITEMS,
                     help="most recent items shown per user (default: the extractor's default)")
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--skip-loop", action="store_true")
@@ -264,13 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     if "interests-server" in r:
         ratios["interests-server / interests"] = round(r["interests-server"]["users_per_min"] / r["interests"]["users_per_min"], 3)
     results["ratios"] = ratios
-    from interests.prompting import DEFAULT_MAX_ITEMS
-
     meta = {"machine": f"{os.cpu_count()} CPU cores, no GPU",
             "model": "smollm2-135m (float32 weights; vLLM computes in bf16, transformers in float32)",
             "engine_env": {k: os.environ.get(k) for k in ENGINE_VARS},
             "users": args.users, "loop_users": args.loop_users, "repeats": args.repeats,
-            "max_items": args.max_items or DEFAULT_MAX_ITEMS}
+            "max_items": args.max_items}
     results["meta"] = meta
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "extract.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -280,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_server(histories: dict, catalog: Any, concurrencies: list[int], repeats: int, batch_size: int,
-               max_items: int | None = None) -> dict[str, Any]:
+               max_items: int) -> dict[str, Any]:
     import urllib.request
 
     from interests.extract import extract_profiles
@@ -300,8 +299,7 @@ def run_server(histories: dict, catalog: Any, concurrencies: list[int], repeats:
                 with tempfile.TemporaryDirectory() as tmp, PeakRSS() as mem:
                     res = extract_profiles(histories, catalog=catalog, output=Path(tmp) / "p.jsonl",
                                            backend=backend, batch_size=max(batch_size, c),
-                                           max_new_tokens=MAX_NEW_TOKENS,
-                                           **({"max_items": max_items} if max_items else {}))
+                                           max_new_tokens=MAX_NEW_TOKENS, max_items=max_items)
                 runs.append(_row(len(histories), res.seconds, res.prompt_tokens, res.output_tokens,
                                  res.valid_first_try, mem.mb))
                 print(f"server c={c}: {runs[-1]['users_per_min']} u/min", file=sys.stderr, flush=True)
