@@ -33,6 +33,8 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }
 
 test: setup model browser
+	$(VENV)/bin/ruff check src cli tests bench examples
+	$(VENV)/bin/ruff format --check src cli tests bench examples
 	$(PY) -m pytest
 
 test-fast: setup
@@ -48,6 +50,7 @@ bench-recsys: model
 
 lint: setup
 	$(VENV)/bin/ruff check src cli tests bench examples
+	$(VENV)/bin/ruff format --check src cli tests bench examples
 	$(VENV)/bin/mypy
 
 clean:

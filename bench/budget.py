@@ -86,8 +86,14 @@ if __name__ == "__main__":
         for m in [int(x) for x in args.max_items.split(",")]:
             backend._llm.reset_prefix_cache()
             with tempfile.TemporaryDirectory() as tmp:
-                res = extract_profiles(histories, catalog=catalog, output=Path(tmp) / "p.jsonl",
-                                       backend=backend, max_items=m, max_new_tokens=bench.MAX_NEW_TOKENS)
+                res = extract_profiles(
+                    histories,
+                    catalog=catalog,
+                    output=Path(tmp) / "p.jsonl",
+                    backend=backend,
+                    max_items=m,
+                    max_new_tokens=bench.MAX_NEW_TOKENS,
+                )
                 profiles = read_profiles(Path(tmp) / "p.jsonl")
             n = len(histories)
             rows[str(m)] = {

@@ -27,8 +27,12 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=6)
     ap.add_argument("--calls", type=int, default=2)
-    ap.add_argument("--max-items", type=int, default=DEFAULT_MAX_ITEMS,
-                    help="items shown per user (default: the extractor's)")
+    ap.add_argument(
+        "--max-items",
+        type=int,
+        default=DEFAULT_MAX_ITEMS,
+        help="items shown per user (default: the extractor's)",
+    )
     ap.add_argument("--dtype", default=None, help="vLLM dtype (default: vLLM's choice, bf16 on the CPU)")
     args = ap.parse_args()
     histories, catalog = bench.load_users(args.users)
@@ -36,8 +40,9 @@ if __name__ == "__main__":
     t0 = time.perf_counter()
     backend.start()
     load_s = time.perf_counter() - t0
-    prompts = bench.build_prompts(histories, catalog, backend.count_tokens, backend.max_model_len - 1160,
-                                  args.max_items)
+    prompts = bench.build_prompts(
+        histories, catalog, backend.count_tokens, backend.max_model_len - 1160, args.max_items
+    )
     calls = [bench.run_vllm_raw(backend, prompts, bench.MAX_NEW_TOKENS) for _ in range(args.calls)]
     backend.close()
     env = {k: os.environ.get(k) for k in bench.ENGINE_VARS}

@@ -81,14 +81,18 @@ class PeakRSS:
 def load_users(n: int) -> Any:
     from interests.ingest import read_logs
 
-    logs = read_logs([DATA / "ratings.csv", DATA / "tags.csv"], catalog=DATA / "movies.csv",
-                     mapping="user=userId,item=movieId,time=timestamp,rating=rating,text=tag")
+    logs = read_logs(
+        [DATA / "ratings.csv", DATA / "tags.csv"],
+        catalog=DATA / "movies.csv",
+        mapping="user=userId,item=movieId,time=timestamp,rating=rating,text=tag",
+    )
     keep = list(logs.histories)[:n]
     return {u: logs.histories[u] for u in keep}, logs.catalog
 
 
-def build_prompts(histories: dict, catalog: Any, count_tokens: Any, budget: int,
-                  max_items: int) -> list[tuple[str, Any, Any]]:
+def build_prompts(
+    histories: dict, catalog: Any, count_tokens: Any, budget: int, max_items: int
+) -> list[tuple[str, Any, Any]]:
     """The exact prompts and draft models extract_profiles builds."""
     from interests.draft import draft_model
     from interests.prompting import PromptRenderer
@@ -99,8 +103,9 @@ def build_prompts(histories: dict, catalog: Any, count_tokens: Any, budget: int,
     out = []
     for uid, h in histories.items():
         sig = compute_signals(h, catalog, as_of=as_of, rating_scale=scale)
-        pr = renderer.render(h, sig, catalog, max_tokens=budget, max_items=max_items,
-                             count_tokens=count_tokens)
+        pr = renderer.render(
+            h, sig, catalog, max_tokens=budget, max_items=max_items, count_tokens=count_tokens
+        )
         out.append((uid, pr, draft_model(pr.item_ids, with_text=pr.with_text, domain_names=pr.categories)))
     return out
 
@@ -124,11 +129,12 @@ def run_transformers_loop(model_path: str, prompts: list, max_new_tokens: int) -
     n_out = n_in = valid = 0
     with PeakRSS() as mem:
         for _, pr, draft in prompts:
-            ids = tok.apply_chat_template(pr.messages, add_generation_prompt=True, return_tensors="pt",
-                                          return_dict=True)
+            ids = tok.apply_chat_template(
+                pr.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
             with torch.no_grad():
                 gen = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
-            new = gen[0, ids["input_ids"].shape[1]:]
+            new = gen[0, ids["input_ids"].shape[1] :]
             n_in += ids["input_ids"].shape[1]
             n_out += len(new)
             valid += _valid(draft, tok.decode(new, skip_special_tokens=True))
@@ -141,9 +147,14 @@ def run_vllm_raw(backend: Any, prompts: list, max_new_tokens: int) -> dict[str, 
     from vllm.sampling_params import StructuredOutputsParams
 
     backend._llm.reset_prefix_cache()  # every run starts cold, as a real run over new users does
-    params = [SamplingParams(max_tokens=max_new_tokens, temperature=0.0,
-                             structured_outputs=StructuredOutputsParams(json=d.model_json_schema()))
-              for _, _, d in prompts]
+    params = [
+        SamplingParams(
+            max_tokens=max_new_tokens,
+            temperature=0.0,
+            structured_outputs=StructuredOutputsParams(json=d.model_json_schema()),
+        )
+        for _, _, d in prompts
+    ]
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         outs = backend._llm.chat([pr.messages for _, pr, _ in prompts], params, use_tqdm=False)
@@ -154,18 +165,29 @@ def run_vllm_raw(backend: Any, prompts: list, max_new_tokens: int) -> dict[str, 
     return _row(len(prompts), dt, n_in, n_out, valid, mem.mb)
 
 
-def run_interests(backend: Any, histories: dict, catalog: Any, batch_size: int,
-                  max_items: int) -> dict[str, float]:
+def run_interests(
+    backend: Any, histories: dict, catalog: Any, batch_size: int, max_items: int
+) -> dict[str, float]:
     from interests.extract import extract_profiles
 
     backend._llm.reset_prefix_cache()
     with tempfile.TemporaryDirectory() as tmp, PeakRSS() as mem:
-        res = extract_profiles(histories, catalog=catalog, output=Path(tmp) / "p.jsonl", backend=backend,
-                               batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS, max_items=max_items)
+        res = extract_profiles(
+            histories,
+            catalog=catalog,
+            output=Path(tmp) / "p.jsonl",
+            backend=backend,
+            batch_size=batch_size,
+            max_new_tokens=MAX_NEW_TOKENS,
+            max_items=max_items,
+        )
     row = _row(len(histories), res.seconds, res.prompt_tokens, res.output_tokens, res.valid_first_try, mem.mb)
-    row.update(retries=res.retries, errors=res.errors,
-               outside_engine_share=round(1 - res.engine_seconds / res.seconds, 4) if res.seconds else 0.0,
-               prefix_cache_hit_rate=round(res.cached_tokens / res.prompt_tokens, 4) if res.prompt_tokens else 0.0)
+    row.update(
+        retries=res.retries,
+        errors=res.errors,
+        outside_engine_share=round(1 - res.engine_seconds / res.seconds, 4) if res.seconds else 0.0,
+        prefix_cache_hit_rate=round(res.cached_tokens / res.prompt_tokens, 4) if res.prompt_tokens else 0.0,
+    )
     return row
 
 
@@ -196,10 +218,10 @@ def summarise(runs: list[dict[str, float]]) -> dict[str, Any]:
 
 def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [
-        f"Machine: {meta['machine']}. Model: {meta['model']}. Users: first {meta['users']} of ml-latest-small "
-        f"(transformers loop: first {meta['loop_users']}); max items {meta['max_items']}; max new tokens {MAX_NEW_TOKENS}; "
-        f"medians of "
-        f"{meta['repeats']} runs (min-max).",
+        f"Machine: {meta['machine']}. Model: {meta['model']}. "
+        f"Users: first {meta['users']} of ml-latest-small (transformers loop: first {meta['loop_users']}); "
+        f"max items {meta['max_items']}; max new tokens {MAX_NEW_TOKENS}; "
+        f"medians of {meta['repeats']} runs (min-max).",
         "",
         "| path | users/min | output tok/s | prompt tok/s | valid first try | peak RSS MB |",
         "|---|---|---|---|---|---|",
@@ -208,13 +230,17 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
         if not isinstance(r, dict) or "users_per_min" not in r:
             continue
         lines.append(
-            f"| {name} | {r['users_per_min']:.2f} ({r.get('users_per_min_min', 0):.2f}-{r.get('users_per_min_max', 0):.2f}) "
+            f"| {name} | {r['users_per_min']:.2f} "
+            f"({r.get('users_per_min_min', 0):.2f}-{r.get('users_per_min_max', 0):.2f}) "
             f"| {r['output_tokens_per_s']:.1f} | {r['prompt_tokens_per_s']:.0f} | {r['valid_first_try']:.0%} "
             f"| {r['peak_rss_mb']:.0f} |"
         )
     ratios = results.get("ratios", {})
     if ratios:
-        lines += ["", "Ratios measured in the same run: " + ", ".join(f"{k} = {v}" for k, v in ratios.items()) + "."]
+        lines += [
+            "",
+            "Ratios measured in the same run: " + ", ".join(f"{k} = {v}" for k, v in ratios.items()) + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -227,8 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--concurrency", default="1,4,16")
-    ap.add_argument("--max-items", type=int, default=DEFAULT_MAX_ITEMS,
-                    help="most recent items shown per user (default: the extractor's default)")
+    ap.add_argument(
+        "--max-items",
+        type=int,
+        default=DEFAULT_MAX_ITEMS,
+        help="most recent items shown per user (default: the extractor's default)",
+    )
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--skip-loop", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the JSON result on stdout")
@@ -241,35 +271,65 @@ def main(argv: list[str] | None = None) -> int:
     histories, catalog = load_users(args.users)
     backend = VLLMBackend()
     backend.start()
-    prompts = build_prompts(histories, catalog, backend.count_tokens, backend.max_model_len - 1160, args.max_items)
+    prompts = build_prompts(
+        histories, catalog, backend.count_tokens, backend.max_model_len - 1160, args.max_items
+    )
     results: dict[str, Any] = {}
     raw_runs, ours_runs = [], []
     for _ in range(args.repeats):  # interleaved so that machine noise hits both alike
         raw_runs.append(run_vllm_raw(backend, prompts, MAX_NEW_TOKENS))
         ours_runs.append(run_interests(backend, histories, catalog, args.batch_size, args.max_items))
-        print(f"vllm-raw {raw_runs[-1]['users_per_min']} u/min; interests {ours_runs[-1]['users_per_min']} u/min",
-              file=sys.stderr, flush=True)
+        print(
+            f"vllm-raw {raw_runs[-1]['users_per_min']} u/min; "
+            f"interests {ours_runs[-1]['users_per_min']} u/min",
+            file=sys.stderr,
+            flush=True,
+        )
     backend.close()
     results["vllm-raw"], results["interests"] = summarise(raw_runs), summarise(ours_runs)
     if not args.skip_loop:
         loop_prompts = prompts[: args.loop_users]
         results["transformers-loop"] = summarise(
-            [run_transformers_loop(model_path, loop_prompts, MAX_NEW_TOKENS) for _ in range(max(1, args.repeats - 1))])
+            [
+                run_transformers_loop(model_path, loop_prompts, MAX_NEW_TOKENS)
+                for _ in range(max(1, args.repeats - 1))
+            ]
+        )
     if not args.skip_server:
-        results.update(run_server(histories, catalog, [int(c) for c in args.concurrency.split(",")],
-                                  args.repeats, args.batch_size, args.max_items))
+        results.update(
+            run_server(
+                histories,
+                catalog,
+                [int(c) for c in args.concurrency.split(",")],
+                args.repeats,
+                args.batch_size,
+                args.max_items,
+            )
+        )
     r = results
-    ratios = {"interests / vllm-raw (users/min)": round(r["interests"]["users_per_min"] / r["vllm-raw"]["users_per_min"], 3)}
+    ratios = {
+        "interests / vllm-raw (users/min)": round(
+            r["interests"]["users_per_min"] / r["vllm-raw"]["users_per_min"], 3
+        )
+    }
     if "transformers-loop" in r:
-        ratios["interests / transformers-loop"] = round(r["interests"]["users_per_min"] / r["transformers-loop"]["users_per_min"], 2)
+        ratios["interests / transformers-loop"] = round(
+            r["interests"]["users_per_min"] / r["transformers-loop"]["users_per_min"], 2
+        )
     if "interests-server" in r:
-        ratios["interests-server / interests"] = round(r["interests-server"]["users_per_min"] / r["interests"]["users_per_min"], 3)
+        ratios["interests-server / interests"] = round(
+            r["interests-server"]["users_per_min"] / r["interests"]["users_per_min"], 3
+        )
     results["ratios"] = ratios
-    meta = {"machine": f"{os.cpu_count()} CPU cores, no GPU",
-            "model": "smollm2-135m (float32 weights; vLLM computes in bf16, transformers in float32)",
-            "engine_env": {k: os.environ.get(k) for k in ENGINE_VARS},
-            "users": args.users, "loop_users": args.loop_users, "repeats": args.repeats,
-            "max_items": args.max_items}
+    meta = {
+        "machine": f"{os.cpu_count()} CPU cores, no GPU",
+        "model": "smollm2-135m (float32 weights; vLLM computes in bf16, transformers in float32)",
+        "engine_env": {k: os.environ.get(k) for k in ENGINE_VARS},
+        "users": args.users,
+        "loop_users": args.loop_users,
+        "repeats": args.repeats,
+        "max_items": args.max_items,
+    }
     results["meta"] = meta
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "extract.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -278,8 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_server(histories: dict, catalog: Any, concurrencies: list[int], repeats: int, batch_size: int,
-               max_items: int) -> dict[str, Any]:
+def run_server(
+    histories: dict, catalog: Any, concurrencies: list[int], repeats: int, batch_size: int, max_items: int
+) -> dict[str, Any]:
     import urllib.request
 
     from interests.extract import extract_profiles
@@ -293,15 +354,30 @@ def run_server(histories: dict, catalog: Any, concurrencies: list[int], repeats:
         for c in concurrencies:
             runs = []
             for _ in range(repeats):
-                urllib.request.urlopen(urllib.request.Request(f"{root}/reset_prefix_cache", method="POST"),
-                                       timeout=60).read()
+                urllib.request.urlopen(
+                    urllib.request.Request(f"{root}/reset_prefix_cache", method="POST"), timeout=60
+                ).read()
                 backend = ServerBackend(server.base_url, concurrency=c)
                 with tempfile.TemporaryDirectory() as tmp, PeakRSS() as mem:
-                    res = extract_profiles(histories, catalog=catalog, output=Path(tmp) / "p.jsonl",
-                                           backend=backend, batch_size=max(batch_size, c),
-                                           max_new_tokens=MAX_NEW_TOKENS, max_items=max_items)
-                runs.append(_row(len(histories), res.seconds, res.prompt_tokens, res.output_tokens,
-                                 res.valid_first_try, mem.mb))
+                    res = extract_profiles(
+                        histories,
+                        catalog=catalog,
+                        output=Path(tmp) / "p.jsonl",
+                        backend=backend,
+                        batch_size=max(batch_size, c),
+                        max_new_tokens=MAX_NEW_TOKENS,
+                        max_items=max_items,
+                    )
+                runs.append(
+                    _row(
+                        len(histories),
+                        res.seconds,
+                        res.prompt_tokens,
+                        res.output_tokens,
+                        res.valid_first_try,
+                        mem.mb,
+                    )
+                )
                 print(f"server c={c}: {runs[-1]['users_per_min']} u/min", file=sys.stderr, flush=True)
             out[f"interests-server-c{c}"] = summarise(runs)
     best = max((k for k in out), key=lambda k: out[k]["users_per_min"])

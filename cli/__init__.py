@@ -14,7 +14,11 @@ from interests import __version__
 
 # command name -> (module, attribute, one-line help shown by ``interests --help``)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "extract": ("interests.cli.extract", "extract", "Write a hierarchical interest profile for every user in log files."),
+    "extract": (
+        "interests.cli.extract",
+        "extract",
+        "Write a hierarchical interest profile for every user in log files.",
+    ),
     "serve": ("interests.cli.serve", "serve", "Start a vLLM OpenAI-compatible server for extraction."),
     "schema": ("interests.cli.misc", "schema", "Print the JSON Schema of a profile."),
     "models": ("interests.cli.misc", "models", "List and prepare the embedded models."),

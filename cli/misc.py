@@ -10,7 +10,9 @@ from .common import sdk_command
 
 
 @click.command()
-@click.option("--draft", is_flag=True, help="Print the schema of the LLM's draft instead (with example item ids).")
+@click.option(
+    "--draft", is_flag=True, help="Print the schema of the LLM's draft instead (with example item ids)."
+)
 def schema(draft: bool) -> None:
     """Print the JSON Schema of a profile (one line of profiles.jsonl)."""
     if draft:

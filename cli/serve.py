@@ -16,14 +16,27 @@ from .common import model_option, sdk_command
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port (0: a free one).")
 @click.option("--max-model-len", type=int, default=4096, show_default=True, help="Context length.")
-@click.option("--tensor-parallel-size", "-tp", type=int, default=1, show_default=True, help="GPUs per model (GPU only).")
+@click.option(
+    "--tensor-parallel-size", "-tp", type=int, default=1, show_default=True, help="GPUs per model (GPU only)."
+)
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), help="Write the server's log here.")
-@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait until it is healthy.")
+@click.option(
+    "--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait until it is healthy."
+)
 @click.option("--dry-run", is_flag=True, help="Print the server command and exit.")
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 @sdk_command
-def serve(model: str | None, host: str, port: int, max_model_len: int, tensor_parallel_size: int,
-          log_path: str | None, timeout: float, dry_run: bool, extra: tuple[str, ...]) -> None:
+def serve(
+    model: str | None,
+    host: str,
+    port: int,
+    max_model_len: int,
+    tensor_parallel_size: int,
+    log_path: str | None,
+    timeout: float,
+    dry_run: bool,
+    extra: tuple[str, ...],
+) -> None:
     """Start a vLLM server for `interests extract --server URL`; stop it with Ctrl-C.
 
     Arguments after `--` go to vLLM unchanged (e.g. `-- --gpu-memory-utilization 0.8`).
@@ -33,15 +46,28 @@ def serve(model: str | None, host: str, port: int, max_model_len: int, tensor_pa
 
     port = port or free_port(host)
     if dry_run:
-        cmd = server_command(resolve_model(model), served_name=model_label(model), host=host, port=port,
-                             max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
-                             extra_args=list(extra))
+        cmd = server_command(
+            resolve_model(model),
+            served_name=model_label(model),
+            host=host,
+            port=port,
+            max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size,
+            extra_args=list(extra),
+        )
         click.echo(shlex.join(cmd))
         return
     click.echo(f"starting vLLM on {host}:{port} with {model_label(model)} ...", err=True)
-    server = start_server(model, host=host, port=port, max_model_len=max_model_len,
-                          tensor_parallel_size=tensor_parallel_size, log_path=log_path, timeout=timeout,
-                          extra_args=list(extra))
+    server = start_server(
+        model,
+        host=host,
+        port=port,
+        max_model_len=max_model_len,
+        tensor_parallel_size=tensor_parallel_size,
+        log_path=log_path,
+        timeout=timeout,
+        extra_args=list(extra),
+    )
     stopping = False
 
     def _stop(signum: int, frame: object) -> None:

@@ -1,6 +1,6 @@
 """Print a short tree of each profile in a profiles.jsonl file.
 
-    python examples/show_profiles.py out/profiles.jsonl
+python examples/show_profiles.py out/profiles.jsonl
 """
 
 import sys
@@ -15,5 +15,8 @@ if __name__ == "__main__":
             print(f"  {d.name} ({d.weight:.0%}, rating sentiment {d.sentiment.rating})")
             for t in d.topics:
                 attrs = ", ".join(f"{a.name}={a.value}" for a in t.attributes)
-                print(f"    {t.name} ({t.weight:.0%}): items {', '.join(t.item_ids)}" + (f" [{attrs}]" if attrs else ""))
+                print(
+                    f"    {t.name} ({t.weight:.0%}): items {', '.join(t.item_ids)}"
+                    + (f" [{attrs}]" if attrs else "")
+                )
     print(f"{len(profiles)} profiles")

@@ -36,9 +36,18 @@ def engine_run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.Completed
     out = tmp_path_factory.mktemp("engine") / "profiles.jsonl"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"}
     proc = subprocess.run(
-        interests_cmd("extract", str(EXAMPLES / "events.csv"), "--catalog", str(EXAMPLES / "catalog.jsonl"),
-                      "-o", str(out)),
-        capture_output=True, text=True, env=env, timeout=1800,
+        interests_cmd(
+            "extract",
+            str(EXAMPLES / "events.csv"),
+            "--catalog",
+            str(EXAMPLES / "catalog.jsonl"),
+            "-o",
+            str(out),
+        ),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
     )
     proc.output_path = out  # type: ignore[attr-defined]
     return proc

@@ -15,10 +15,12 @@ from interests.cli import cli
 
 
 def test_help_does_not_import_torch_or_vllm():
-    code = ("import sys; from interests.cli import cli\n"
-            "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'vllm', 'transformers', 'instructor') if m in sys.modules]\n"
-            "assert not heavy, heavy")
+    code = (
+        "import sys; from interests.cli import cli\n"
+        "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'vllm', 'transformers', 'instructor') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "extract" in proc.stdout and "taxonomy" in proc.stdout
@@ -27,7 +29,16 @@ def test_help_does_not_import_torch_or_vllm():
 def test_extract_help_lists_the_options():
     res = CliRunner().invoke(cli, ["extract", "--help"])
     assert res.exit_code == 0
-    for opt in ("--catalog", "--map", "--quarantine", "--strict", "--server", "--limit", "--batch-size", "--redact"):
+    for opt in (
+        "--catalog",
+        "--map",
+        "--quarantine",
+        "--strict",
+        "--server",
+        "--limit",
+        "--batch-size",
+        "--redact",
+    ):
         assert opt in res.output
 
 

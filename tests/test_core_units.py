@@ -34,8 +34,10 @@ def test_draft_schema_lists_only_the_users_items():
     model = draft_model(["a1", "b2"])
     schema = json.dumps(model.model_json_schema())
     assert '"enum": ["a1", "b2"]' in schema
-    ok = {"summary": "Likes these things very much.", "domains": [
-        {"name": "Films", "topics": [{"name": "Sci-fi", "item_ids": ["a1"], "attributes": []}]}]}
+    ok = {
+        "summary": "Likes these things very much.",
+        "domains": [{"name": "Films", "topics": [{"name": "Sci-fi", "item_ids": ["a1"], "attributes": []}]}],
+    }
     model.model_validate(ok)
     bad = json.loads(json.dumps(ok))
     bad["domains"][0]["topics"][0]["item_ids"] = ["zz"]
@@ -47,7 +49,8 @@ def test_profile_schema_forbids_extra_fields():
     schema = InterestProfile.model_json_schema()
     assert schema["additionalProperties"] is False
     assert {"user_id", "summary", "domains", "sentiment", "time_patterns", "stats", "provenance"} <= set(
-        schema["properties"])
+        schema["properties"]
+    )
 
 
 def test_normalise_rating_maps_scale_onto_minus_one_to_one():
@@ -95,7 +98,7 @@ def test_prompt_budget_keeps_most_recent_items_and_says_truncated(synth):
     assert not full.truncated
     small = r.render(h, sig, data.catalog, max_tokens=full.tokens // 2, max_items=1000)
     assert small.truncated and small.tokens <= full.tokens // 2
-    assert small.item_ids == full.item_ids[-len(small.item_ids):]  # the most recent ones
+    assert small.item_ids == full.item_ids[-len(small.item_ids) :]  # the most recent ones
     assert "Not listed:" in small.messages[1]["content"]
     assert approx_tokens(small.messages) == small.tokens
 
@@ -115,27 +118,53 @@ def test_custom_prompt_dir_with_undefined_variable_fails_clearly(tmp_path, synth
 
 
 def _prov() -> Provenance:
-    return Provenance(model="m", backend="fake", prompt_template="default", prompt_hash="h",
-                      created_at="2026-01-01T00:00:00Z", events_used=3, events_total=3, truncated=False)
+    return Provenance(
+        model="m",
+        backend="fake",
+        prompt_template="default",
+        prompt_hash="h",
+        created_at="2026-01-01T00:00:00Z",
+        events_used=3,
+        events_total=3,
+        truncated=False,
+    )
 
 
 def test_grounding_drops_foreign_evidence_and_computes_weights():
-    cat = Catalog({
-        "a": Item("a", "Alien", ["Sci-Fi"], attributes={"director": "Ridley Scott"}),
-        "b": Item("b", "Aliens", ["Sci-Fi"], attributes={"director": "James Cameron"}),
-        "c": Item("c", "Toy Story", ["Animation"]),
-    })
+    cat = Catalog(
+        {
+            "a": Item("a", "Alien", ["Sci-Fi"], attributes={"director": "Ridley Scott"}),
+            "b": Item("b", "Aliens", ["Sci-Fi"], attributes={"director": "James Cameron"}),
+            "c": Item("c", "Toy Story", ["Animation"]),
+        }
+    )
     t0 = datetime(2020, 1, 1, tzinfo=timezone.utc).timestamp()
     h = _hist("u", [Event("u", "a", t0, 5.0), Event("u", "b", t0 + 10, 4.0), Event("u", "c", t0 + 20, 1.0)])
     sig = compute_signals(h, cat, rating_scale=(1.0, 5.0))
     model = draft_model(["a", "b", "c", "zz"])
-    draft = model.model_validate({"summary": "Likes sci-fi, not kids films.", "domains": [
-        {"name": "Sci-fi films", "topics": [
-            {"name": "Alien", "item_ids": ["a", "b", "a"],
-             "attributes": [{"name": "director", "value": "Ridley Scott"}, {"name": "maker", "value": "Spielberg"}]},
-            {"name": "Nothing", "item_ids": ["zz"], "attributes": []}]},
-        {"name": "sci-fi films ", "topics": [{"name": "alien", "item_ids": ["b"], "attributes": []}]},
-        {"name": "Kids", "topics": [{"name": "Pixar", "item_ids": ["c"], "attributes": []}]}]})
+    draft = model.model_validate(
+        {
+            "summary": "Likes sci-fi, not kids films.",
+            "domains": [
+                {
+                    "name": "Sci-fi films",
+                    "topics": [
+                        {
+                            "name": "Alien",
+                            "item_ids": ["a", "b", "a"],
+                            "attributes": [
+                                {"name": "director", "value": "Ridley Scott"},
+                                {"name": "maker", "value": "Spielberg"},
+                            ],
+                        },
+                        {"name": "Nothing", "item_ids": ["zz"], "attributes": []},
+                    ],
+                },
+                {"name": "sci-fi films ", "topics": [{"name": "alien", "item_ids": ["b"], "attributes": []}]},
+                {"name": "Kids", "topics": [{"name": "Pixar", "item_ids": ["c"], "attributes": []}]},
+            ],
+        }
+    )
     p = ground_profile(draft, h, sig, cat, allowed_items=["a", "b", "c"], provenance=_prov())
     assert p.item_ids() == {"a", "b", "c"}
     # merged, re-homed to the evidence's category when the model's name is not one, sorted by weight
@@ -167,8 +196,14 @@ def test_unsound_summaries_are_replaced_by_a_computed_one():
 def test_grounding_without_any_own_item_is_an_error():
     cat = Catalog({"a": Item("a", "Alien", ["Sci-Fi"])})
     h = _hist("u", [Event("u", "a", 1.6e9, 5.0)])
-    draft = draft_model(["a", "zz"]).model_validate({"summary": "Likes things a lot, really.", "domains": [
-        {"name": "Films", "topics": [{"name": "Other", "item_ids": ["zz"], "attributes": []}]}]})
+    draft = draft_model(["a", "zz"]).model_validate(
+        {
+            "summary": "Likes things a lot, really.",
+            "domains": [
+                {"name": "Films", "topics": [{"name": "Other", "item_ids": ["zz"], "attributes": []}]}
+            ],
+        }
+    )
     with pytest.raises(GroundingError):
         ground_profile(draft, h, compute_signals(h, cat), cat, allowed_items=["a"], provenance=_prov())
 
@@ -178,19 +213,37 @@ def test_grounding_repairs_what_tiny_models_get_wrong():
 
     assert name_is_sound("Jazz vocals") and not name_is_sound("Bella&#39;s&#39;s&#39;s")
     assert not name_is_sound("ababababababab")
-    cat = Catalog({
-        "j1": Item("j1", "Songbook Velvet Set 10", ["Jazz records", "Jazz vocals"]),
-        "j2": Item("j2", "Songbook Blue Set 2", ["Jazz records", "Jazz vocals"]),
-        "c1": Item("c1", "Crema Kit 1", ["Home coffee", "Espresso machines"]),
-    })
+    cat = Catalog(
+        {
+            "j1": Item("j1", "Songbook Velvet Set 10", ["Jazz records", "Jazz vocals"]),
+            "j2": Item("j2", "Songbook Blue Set 2", ["Jazz records", "Jazz vocals"]),
+            "c1": Item("c1", "Crema Kit 1", ["Home coffee", "Espresso machines"]),
+        }
+    )
     h = _hist("u", [Event("u", i, 1.6e9 + k, 5.0) for k, i in enumerate(["j1", "j2", "c1"])])
     sig = compute_signals(h, cat)
-    draft = draft_model(["j1", "j2", "c1"]).model_validate({
-        "summary": "You write a person's interest profile from their activity log.",
-        "domains": [{"name": "Home coffee", "topics": [
-            {"name": "Songbook Velvet Set", "item_ids": ["j1", "j2", "c1"], "attributes": []}]}]})
-    p = ground_profile(draft, h, sig, cat, allowed_items=["j1", "j2", "c1"], provenance=_prov(),
-                       prompt_text="You write a person's interest profile from their activity log, as JSON.")
+    draft = draft_model(["j1", "j2", "c1"]).model_validate(
+        {
+            "summary": "You write a person's interest profile from their activity log.",
+            "domains": [
+                {
+                    "name": "Home coffee",
+                    "topics": [
+                        {"name": "Songbook Velvet Set", "item_ids": ["j1", "j2", "c1"], "attributes": []}
+                    ],
+                }
+            ],
+        }
+    )
+    p = ground_profile(
+        draft,
+        h,
+        sig,
+        cat,
+        allowed_items=["j1", "j2", "c1"],
+        provenance=_prov(),
+        prompt_text="You write a person's interest profile from their activity log, as JSON.",
+    )
     # the model's domain covered 1 of 3 items: re-homed; the title-copy topic renamed to a finer category
     assert p.domains[0].name == "Jazz records"
     assert p.domains[0].topics[0].name == "Jazz vocals"
@@ -208,18 +261,37 @@ def test_summary_must_be_about_the_users_own_interests():
 
 
 def test_topic_names_that_are_ids_or_foreign_categories_are_replaced():
-    cat = Catalog({
-        "i0001": Item("i0001", "Nebula Drift", ["Science fiction films", "Space opera"]),
-        "i0002": Item("i0002", "Orbit Fleet", ["Science fiction films", "Space opera"]),
-        "c1": Item("c1", "Crema Kit", ["Home coffee", "Espresso machines"]),
-    })
+    cat = Catalog(
+        {
+            "i0001": Item("i0001", "Nebula Drift", ["Science fiction films", "Space opera"]),
+            "i0002": Item("i0002", "Orbit Fleet", ["Science fiction films", "Space opera"]),
+            "c1": Item("c1", "Crema Kit", ["Home coffee", "Espresso machines"]),
+        }
+    )
     ids = ["i0001", "i0002", "c1"]
     h = _hist("u", [Event("u", i, 1.6e9 + k, 5.0) for k, i in enumerate(ids)])
-    draft = draft_model(ids).model_validate({"summary": "Nebula Drift | Science fiction films | rated", "domains": [
-        {"name": "Science fiction films", "topics": [
-            {"name": "i0001", "item_ids": ["i0001"], "attributes": []},
-            {"name": "Home coffee", "item_ids": ["i0002"], "attributes": []}]}]})
-    p = ground_profile(draft, h, compute_signals(h, cat), cat, allowed_items=ids,
-                       provenance=_prov(), prompt_text="[i0001] Nebula Drift | Science fiction films | rated 5")
+    draft = draft_model(ids).model_validate(
+        {
+            "summary": "Nebula Drift | Science fiction films | rated",
+            "domains": [
+                {
+                    "name": "Science fiction films",
+                    "topics": [
+                        {"name": "i0001", "item_ids": ["i0001"], "attributes": []},
+                        {"name": "Home coffee", "item_ids": ["i0002"], "attributes": []},
+                    ],
+                }
+            ],
+        }
+    )
+    p = ground_profile(
+        draft,
+        h,
+        compute_signals(h, cat),
+        cat,
+        allowed_items=ids,
+        provenance=_prov(),
+        prompt_text="[i0001] Nebula Drift | Science fiction films | rated 5",
+    )
     assert [t.name for t in p.domains[0].topics] == ["Space opera"]  # both renamed, then merged
     assert p.provenance.summary_source == "computed"

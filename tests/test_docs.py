@@ -82,8 +82,14 @@ def test_python_block_runs(page: str, line: int, info: str, code: str, tmp_path:
     script = tmp_path / f"{Path(page).stem}_L{line}.py"
     script.write_text(code, encoding="utf-8")
     try:
-        proc = subprocess.run([sys.executable, "-c", RUNNER, str(script)], cwd=ROOT, capture_output=True,
-                              text=True, timeout=TIMEOUT_S, env={**os.environ, "TMPDIR": str(tmp_path)})
+        proc = subprocess.run(
+            [sys.executable, "-c", RUNNER, str(script)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{page}, block at line {line}: still running after {TIMEOUT_S}s")
     assert proc.returncode == 0, (
@@ -92,12 +98,23 @@ def test_python_block_runs(page: str, line: int, info: str, code: str, tmp_path:
 
 
 def test_the_block_finder_sees_fences_and_info_strings() -> None:
-    text = "\n".join([
-        "```python", "a = 1", "```",
-        "```bash", "echo no", "```",
-        "````python no-run", "```", "b = 2", "````",
-        "  ```py", "  c = 3", "  ```",
-    ])
+    text = "\n".join(
+        [
+            "```python",
+            "a = 1",
+            "```",
+            "```bash",
+            "echo no",
+            "```",
+            "````python no-run",
+            "```",
+            "b = 2",
+            "````",
+            "  ```py",
+            "  c = 3",
+            "  ```",
+        ]
+    )
     found = python_blocks(text)
     assert [(line, info) for line, info, _ in found] == [(1, "python"), (7, "python no-run"), (11, "py")]
     assert found[1][2] == "```\nb = 2\n" and found[2][2] == "c = 3\n"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 
 import pytest
+from conftest import EXAMPLES
 
 from interests.schema import InterestProfile
 from interests.store import iter_jsonl
-
-from conftest import EXAMPLES
 
 pytestmark = pytest.mark.engine
 

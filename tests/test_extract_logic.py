@@ -25,7 +25,9 @@ def _valid(request, attempt):
     if "text_sentiment" in schema["$defs"]["DraftTopic"]["properties"]:
         topic["text_sentiment"] = "positive"
     names = schema["$defs"]["DraftDomain"]["properties"]["name"].get("enum", ["Main"])
-    return json.dumps({"summary": "Likes the things in the log.", "domains": [{"name": names[0], "topics": [topic]}]}), "stop"
+    return json.dumps(
+        {"summary": "Likes the things in the log.", "domains": [{"name": names[0], "topics": [topic]}]}
+    ), "stop"
 
 
 def test_every_user_gets_a_grounded_profile(logs, tmp_path):

@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLES, interests_cmd
 
 from interests.schema import ErrorRecord, InterestProfile
 from interests.store import iter_jsonl
-
-from conftest import EXAMPLES, interests_cmd
 
 pytestmark = pytest.mark.engine
 USERS = [f"u{i:03d}" for i in range(1, 7)]
@@ -25,9 +24,23 @@ USERS = [f"u{i:03d}" for i in range(1, 7)]
 
 def _start(out: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        interests_cmd("extract", str(EXAMPLES / "events.csv"), "--catalog", str(EXAMPLES / "catalog.jsonl"),
-                      "-o", str(out), "--limit", str(len(USERS)), "--batch-size", "2"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        interests_cmd(
+            "extract",
+            str(EXAMPLES / "events.csv"),
+            "--catalog",
+            str(EXAMPLES / "catalog.jsonl"),
+            "-o",
+            str(out),
+            "--limit",
+            str(len(USERS)),
+            "--batch-size",
+            "2",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
@@ -91,8 +104,10 @@ def test_sigterm_mid_run_stops_the_engine_too_and_keeps_finished_batches(tmp_pat
     while time.monotonic() < deadline and _lines(out) + _lines(errors) < 2 and proc.poll() is None:
         time.sleep(0.2)
     if proc.poll() is not None:
-        pytest.fail(f"the run ended (exit {proc.returncode}) before it could be terminated: "
-                    f"{proc.communicate()[1][-2000:]}")
+        pytest.fail(
+            f"the run ended (exit {proc.returncode}) before it could be terminated: "
+            f"{proc.communicate()[1][-2000:]}"
+        )
     os.kill(proc.pid, signal.SIGTERM)
     proc.communicate(timeout=120)
     assert proc.returncode != 0

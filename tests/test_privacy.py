@@ -250,7 +250,7 @@ def test_no_redact_lets_pii_through(tmp_path: Path) -> None:
 
 def test_reports_hold_no_pii(tmp_path: Path) -> None:
     report = pytest.importorskip("interests.report")
-    histories, cat, markers = _corpus()
+    histories, cat, _ = _corpus()
     out = tmp_path / "profiles.jsonl"
 
     def half_raw(request: GenRequest, attempt: int) -> tuple[str, str]:  # profiles and error records

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import EXAMPLES, interests_cmd
 
 from interests.draft import draft_model
 from interests.errors import BackendError
@@ -18,16 +19,23 @@ from interests.llm.server import ServerBackend
 from interests.serving import free_port, start_server
 from interests.store import iter_jsonl, read_profiles
 
-from conftest import EXAMPLES, interests_cmd
-
-DRAFT = {"summary": "Likes the things in the log.",
-         "domains": [{"name": "Main", "topics": [{"name": "Fav", "item_ids": ["a"], "attributes": []}]}]}
+DRAFT = {
+    "summary": "Likes the things in the log.",
+    "domains": [{"name": "Main", "topics": [{"name": "Fav", "item_ids": ["a"], "attributes": []}]}],
+}
 
 
 def _completion(content: str, finish: str = "stop") -> dict:
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [
+            {"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
 
 
 def _backend(handler, **kw) -> ServerBackend:
@@ -48,16 +56,22 @@ def test_request_body_contract():
     messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "log"}]
     [res] = _backend(handler).generate([GenRequest("u1", messages, model, 321, 0.0, 0)])
     assert res.finish_reason == "stop" and json.loads(res.text) == DRAFT
-    assert seen == [{
-        "model": "served",
-        "messages": messages,
-        "max_tokens": 321,
-        "temperature": 0.0,
-        "seed": 0,
-        "response_format": {"type": "json_schema",
-                            "json_schema": {"name": "DraftProfile", "schema": model.model_json_schema()}},
-    }]
-    enum = seen[0]["response_format"]["json_schema"]["schema"]["$defs"]["DraftTopic"]["properties"]["item_ids"]
+    assert seen == [
+        {
+            "model": "served",
+            "messages": messages,
+            "max_tokens": 321,
+            "temperature": 0.0,
+            "seed": 0,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "DraftProfile", "schema": model.model_json_schema()},
+            },
+        }
+    ]
+    enum = seen[0]["response_format"]["json_schema"]["schema"]["$defs"]["DraftTopic"]["properties"][
+        "item_ids"
+    ]
     assert enum["items"]["enum"] == ["a", "b"]
 
 
@@ -70,7 +84,9 @@ def test_cutoff_is_reported_as_length_and_5xx_is_retried():
             return httpx.Response(503, json={"error": "busy"})
         return httpx.Response(200, json=_completion('{"summary": "cut', "length"))
 
-    [res] = _backend(handler).generate([GenRequest("u1", [{"role": "user", "content": "x"}], draft_model(["a"]))])
+    [res] = _backend(handler).generate(
+        [GenRequest("u1", [{"role": "user", "content": "x"}], draft_model(["a"]))]
+    )
     assert res.finish_reason == "length" and calls["n"] == 3
 
 
@@ -78,17 +94,23 @@ def test_server_down_mid_run_raises_after_retries():
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused")
 
-    with pytest.raises(BackendError, match="failed 3 times.*re-run to resume"):
+    with pytest.raises(BackendError, match=r"failed 3 times.*re-run to resume"):
         _backend(handler, connect_retries=2).generate(
-            [GenRequest("u1", [{"role": "user", "content": "x"}], draft_model(["a"]))])
+            [GenRequest("u1", [{"role": "user", "content": "x"}], draft_model(["a"]))]
+        )
 
 
 def test_unreachable_server_is_one_clear_line(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(BackendError, match="interests serve"):
         ServerBackend(url)
-    proc = subprocess.run(interests_cmd("extract", str(EXAMPLES / "events.csv"), "--server", url,
-                                        "-o", str(tmp_path / "p.jsonl")), capture_output=True, text=True)
+    proc = subprocess.run(
+        interests_cmd(
+            "extract", str(EXAMPLES / "events.csv"), "--server", url, "-o", str(tmp_path / "p.jsonl")
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert f"Error: cannot reach an OpenAI-compatible server at {url}" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -113,9 +135,21 @@ def vllm_server(tmp_path_factory):
 
 def _extract(url: str, out: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        interests_cmd("extract", str(EXAMPLES / "events.csv"), "--catalog", str(EXAMPLES / "catalog.jsonl"),
-                      "--server", url, "-o", str(out), *extra),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        interests_cmd(
+            "extract",
+            str(EXAMPLES / "events.csv"),
+            "--catalog",
+            str(EXAMPLES / "catalog.jsonl"),
+            "--server",
+            url,
+            "-o",
+            str(out),
+            *extra,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.server
@@ -157,7 +191,9 @@ def test_server_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
     proc = _extract(vllm_server.proc.base_url, out, "--limit", "8", "--batch-size", "2", "--concurrency", "2")
     _, err = proc.communicate(timeout=1800)
     assert proc.returncode == 0, err[-3000:]
-    ids = [d["user_id"] for d in iter_jsonl(out)] + [d["user_id"] for d in iter_jsonl(out.with_name("p.errors.jsonl"))]
+    ids = [d["user_id"] for d in iter_jsonl(out)] + [
+        d["user_id"] for d in iter_jsonl(out.with_name("p.errors.jsonl"))
+    ]
     assert sorted(ids) == [f"u{i:03d}" for i in range(1, 9)]
     assert {p.user_id for p in done_before} <= set(ids)
     assert os.path.getsize(out) > 0
@@ -168,10 +204,25 @@ def test_client_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
     import signal
 
     out = tmp_path / "p.jsonl"
-    cmd = interests_cmd("extract", str(EXAMPLES / "events.csv"), "--catalog", str(EXAMPLES / "catalog.jsonl"),
-                        "--server", vllm_server.proc.base_url, "-o", str(out), "--limit", "6",
-                        "--batch-size", "2", "--concurrency", "2")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    cmd = interests_cmd(
+        "extract",
+        str(EXAMPLES / "events.csv"),
+        "--catalog",
+        str(EXAMPLES / "catalog.jsonl"),
+        "--server",
+        vllm_server.proc.base_url,
+        "-o",
+        str(out),
+        "--limit",
+        "6",
+        "--batch-size",
+        "2",
+        "--concurrency",
+        "2",
+    )
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
         time.sleep(0.2)
@@ -181,5 +232,7 @@ def test_client_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
     assert before
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ids = [d["user_id"] for d in iter_jsonl(out)] + [d["user_id"] for d in iter_jsonl(out.with_name("p.errors.jsonl"))]
+    ids = [d["user_id"] for d in iter_jsonl(out)] + [
+        d["user_id"] for d in iter_jsonl(out.with_name("p.errors.jsonl"))
+    ]
     assert sorted(ids) == [f"u{i:03d}" for i in range(1, 7)] and before <= set(ids)

@@ -15,8 +15,23 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(dist), str(ROOT)], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     [whl] = dist.glob("interests-*.whl")
     return whl
 
@@ -38,8 +53,12 @@ def test_installed_wheel_runs_cli_and_renders_a_prompt(wheel, tmp_path):
     subprocess.run([*pip, "--no-deps", str(wheel)], check=True, capture_output=True)
     # only what --help and rendering need; the heavy extras (vllm, torch) are not installed
     subprocess.run([*pip, "click", "jinja2", "pydantic", "rich"], check=True, capture_output=True)
-    out = subprocess.run([str(env_dir / "bin" / "interests"), "extract", "--help"], cwd=tmp_path,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [str(env_dir / "bin" / "interests"), "extract", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert "--catalog" in out.stdout
     code = (

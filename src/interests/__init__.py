@@ -49,10 +49,17 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .errors import InterestsError
-    from .events import Catalog, Event, Item, UserHistory
-    from .schema import Domain, ErrorRecord, InterestProfile, Sentiment, TimePatterns, Topic
+if TYPE_CHECKING:  # pragma: no cover  (re-exported lazily through __getattr__)
+    from .errors import InterestsError  # noqa: F401
+    from .events import Catalog, Event, Item, UserHistory  # noqa: F401
+    from .schema import (  # noqa: F401
+        Domain,
+        ErrorRecord,
+        InterestProfile,
+        Sentiment,
+        TimePatterns,
+        Topic,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -30,6 +30,8 @@ SUMMARY_PATTERN = r"^[^\[\]{}<>0-9]+$"
 NAME_PATTERN = r"^[^\[\]{}<>]+$"
 
 _STRICT = ConfigDict(extra="forbid")
+# ``Literal[...]`` built from runtime values (typed ``Any`` so type checkers accept the subscript)
+_LITERAL: Any = Literal
 
 
 class DraftAttribute(BaseModel):
@@ -48,7 +50,7 @@ def draft_model(
     """
     if not item_ids:
         raise ValueError("a user needs at least one item to cite")
-    ids: Any = Literal.__getitem__(tuple(dict.fromkeys(item_ids)))  # type: ignore[attr-defined]
+    ids: Any = _LITERAL[tuple(dict.fromkeys(item_ids))]
     topic_fields: dict[str, Any] = {
         "name": (str, Field(min_length=NAME_LEN[0], max_length=NAME_LEN[1], pattern=NAME_PATTERN)),
         "item_ids": (list[ids], Field(min_length=1, max_length=MAX_ITEMS_PER_TOPIC)),
@@ -59,7 +61,7 @@ def draft_model(
     topic = create_model("DraftTopic", __config__=_STRICT, **topic_fields)
     names = list(dict.fromkeys(n for n in (domain_names or []) if n.strip()))
     domain_name: Any = (
-        (Literal.__getitem__(tuple(names)), ...)  # type: ignore[attr-defined]
+        (_LITERAL[tuple(names)], ...)
         if names
         else (str, Field(min_length=NAME_LEN[0], max_length=NAME_LEN[1], pattern=NAME_PATTERN))
     )
@@ -82,4 +84,11 @@ def draft_schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
-__all__ = ["MAX_DOMAINS", "MAX_ITEMS_PER_TOPIC", "MAX_TOPICS", "DraftAttribute", "draft_model", "draft_schema"]
+__all__ = [
+    "MAX_DOMAINS",
+    "MAX_ITEMS_PER_TOPIC",
+    "MAX_TOPICS",
+    "DraftAttribute",
+    "draft_model",
+    "draft_schema",
+]

@@ -115,7 +115,9 @@ def _parse(job: _Job, result: GenResult) -> BaseModel | str:
     except ValidationError as exc:
         job.stage = "validate"
         first = exc.errors()[0]
-        return f"invalid JSON for the schema: {first.get('msg')} at {'/'.join(map(str, first.get('loc', ())))}"
+        return (
+            f"invalid JSON for the schema: {first.get('msg')} at {'/'.join(map(str, first.get('loc', ())))}"
+        )
 
 
 def extract_profiles(
@@ -168,9 +170,13 @@ def extract_profiles(
     check_resume_ids(done, hashed=hash_key is not None)
     empty = [u for u in order if u not in done and not histories[u].events]
     todo = [u for u in order if u not in done and histories[u].events]
-    append_lines(errors_path, [
-        ErrorRecord(user_id=u, stage="ingest", reason="no usable events", created_at=now_iso()) for u in empty
-    ])
+    append_lines(
+        errors_path,
+        [
+            ErrorRecord(user_id=u, stage="ingest", reason="no usable events", created_at=now_iso())
+            for u in empty
+        ],
+    )
 
     own_backend = backend is None
     if backend is None:
@@ -191,8 +197,18 @@ def extract_profiles(
     try:
         for batch in _batches(todo, batch_size):
             profiles, records = _run_batch(
-                batch, histories, catalog, backend, renderer, plan, prompt_budget,
-                max_items, tz, ref, scale, result,
+                batch,
+                histories,
+                catalog,
+                backend,
+                renderer,
+                plan,
+                prompt_budget,
+                max_items,
+                tz,
+                ref,
+                scale,
+                result,
             )
             append_lines(output, profiles)
             append_lines(errors_path, records)
@@ -232,11 +248,17 @@ def _run_batch(
         try:
             signals[uid] = compute_signals(h, catalog, tz=tz, as_of=as_of, rating_scale=scale)
             prompt = renderer.render(
-                h, signals[uid], catalog, max_tokens=prompt_budget, max_items=max_items,
+                h,
+                signals[uid],
+                catalog,
+                max_tokens=prompt_budget,
+                max_items=max_items,
                 count_tokens=backend.count_tokens,
             )
             if prompt.tokens > prompt_budget:
-                raise ValueError(f"prompt needs {prompt.tokens} tokens even with one item; budget {prompt_budget}")
+                raise ValueError(
+                    f"prompt needs {prompt.tokens} tokens even with one item; budget {prompt_budget}"
+                )
             model = draft_model(prompt.item_ids, with_text=prompt.with_text, domain_names=prompt.categories)
             jobs[uid] = _Job(h, prompt, model)
             result.truncated_prompts += int(prompt.truncated)
@@ -248,7 +270,9 @@ def _run_batch(
         if not pending:
             break
         requests = [
-            GenRequest(uid, jobs[uid].prompt.messages, jobs[uid].model, attempt.max_tokens, attempt.temperature, n)
+            GenRequest(
+                uid, jobs[uid].prompt.messages, jobs[uid].model, attempt.max_tokens, attempt.temperature, n
+            )
             for uid in pending
         ]
         t = time.perf_counter()
@@ -269,7 +293,10 @@ def _run_batch(
                 continue
             try:
                 profile = ground_profile(
-                    parsed, job.history, signals[out.key], catalog,
+                    parsed,
+                    job.history,
+                    signals[out.key],
+                    catalog,
                     allowed_items=job.prompt.item_ids,
                     provenance=_provenance(backend, renderer, job.prompt, n + 1),
                     prompt_text="\n".join(m["content"] for m in job.prompt.messages),

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from itertools import pairwise
 from typing import Any
 
 from pydantic import BaseModel
@@ -60,7 +61,12 @@ def _attributes(
     out: dict[tuple[str, str], Attribute] = {}
     for a in model_attrs:
         name, value = _clean_name(a.name), _clean_name(a.value)
-        if name in user_items or value.casefold() in titles or value in user_items or _norm(name) == _norm(value):
+        if (
+            name in user_items
+            or value.casefold() in titles
+            or value in user_items
+            or _norm(name) == _norm(value)
+        ):
             continue
         if value and any(value.casefold() in text for text in evidence):
             out.setdefault((name.casefold(), value.casefold()), Attribute(name=name, value=value))
@@ -263,10 +269,10 @@ def summary_is_sound(
         return False
     if len(set(words)) < 0.6 * len(words):
         return False
-    pairs = Counter(zip(words, words[1:], strict=False))
+    pairs = Counter(pairwise(words))
     if pairs and pairs.most_common(1)[0][1] >= 3:
         return False
-    if any(a == b and len(a) >= 3 for a, b in zip(words, words[1:], strict=False)):
+    if any(a == b and len(a) >= 3 for a, b in pairwise(words)):
         return False  # a stutter ("the filter filter guide") is the start of a decoding loop
     echo = prompt.casefold()
     if echo and any(" ".join(words[i : i + 5]) in echo for i in range(len(words) - 4)):
@@ -287,9 +293,7 @@ def _vocabulary(domains: Sequence[Domain], item_ids: set[str], catalog: Catalog)
 
 def computed_summary(domains: Sequence[Domain], trends: Sequence[Any]) -> str:
     """A plain summary made from the grounded hierarchy (used when the model's is not sound)."""
-    parts = [
-        f"{d.name} ({d.weight:.0%}: {', '.join(t.name for t in d.topics[:2])})" for d in domains[:3]
-    ]
+    parts = [f"{d.name} ({d.weight:.0%}: {', '.join(t.name for t in d.topics[:2])})" for d in domains[:3]]
     text = "Interested in " + "; ".join(parts) + "."
     rated = [d for d in domains if d.sentiment.rating is not None]
     if len(rated) >= 2:
@@ -322,4 +326,11 @@ def now_iso() -> str:
     return datetime.now(tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-__all__ = ["GroundingError", "computed_summary", "ground_profile", "now_iso", "name_is_sound", "summary_is_sound"]
+__all__ = [
+    "GroundingError",
+    "computed_summary",
+    "ground_profile",
+    "now_iso",
+    "name_is_sound",
+    "summary_is_sound",
+]

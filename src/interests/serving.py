@@ -43,14 +43,23 @@ def server_command(
 ) -> list[str]:
     """The command line that starts the server (shown by ``interests serve --dry-run``)."""
     return [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", model_path,
-        "--served-model-name", served_name,
-        "--host", host,
-        "--port", str(port),
-        "--max-model-len", str(max_model_len),
-        "--tensor-parallel-size", str(tensor_parallel_size),
-        "--structured-outputs-config", '{"backend": "guidance", "disable_any_whitespace": true}',
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model_path,
+        "--served-model-name",
+        served_name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--max-model-len",
+        str(max_model_len),
+        "--tensor-parallel-size",
+        str(tensor_parallel_size),
+        "--structured-outputs-config",
+        '{"backend": "guidance", "disable_any_whitespace": true}',
         "--enable-prefix-caching",
         "--enforce-eager",
         "--disable-uvicorn-access-log",
@@ -81,7 +90,9 @@ class ServerProcess:
         url = f"http://{self.host}:{self.port}/health"
         while time.monotonic() < deadline:
             if not self.alive():
-                raise BackendError(f"the vLLM server exited with code {self.process.returncode}; see {self.log_path}")
+                raise BackendError(
+                    f"the vLLM server exited with code {self.process.returncode}; see {self.log_path}"
+                )
             try:
                 if httpx.get(url, timeout=2.0).status_code == 200:
                     return
@@ -89,7 +100,9 @@ class ServerProcess:
                 pass
             time.sleep(1.0)
         self.stop()
-        raise BackendError(f"the vLLM server did not become healthy within {timeout:.0f}s; see {self.log_path}")
+        raise BackendError(
+            f"the vLLM server did not become healthy within {timeout:.0f}s; see {self.log_path}"
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM the server's process group, then SIGKILL after ``timeout``."""
@@ -135,18 +148,23 @@ def start_server(
     """Start vLLM's OpenAI-compatible server on ``model`` (default: the embedded model)."""
     path = resolve_model(model)
     port = port or free_port(host)
-    cmd = server_command(path, served_name=model_label(model), host=host, port=port,
-                         max_model_len=max_model_len, tensor_parallel_size=tensor_parallel_size,
-                         extra_args=extra_args)
+    cmd = server_command(
+        path,
+        served_name=model_label(model),
+        host=host,
+        port=port,
+        max_model_len=max_model_len,
+        tensor_parallel_size=tensor_parallel_size,
+        extra_args=extra_args,
+    )
     env = {**os.environ}
     apply_cpu_engine_env(env)
     if log_path is None:  # always keep the log: a failed start must leave something to read
         log_dir = interests_home() / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"vllm-server-{port}.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     server = ServerProcess(proc, host, port, model_label(model), Path(log_path), log)
     if wait:
         server.wait_healthy(timeout)

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from .events import Catalog, Event, UserHistory
@@ -84,7 +85,7 @@ def subset_trend(name: str, events: Sequence[Event], member: Sequence[bool]) -> 
     mine = [e for e, m in zip(events, member, strict=True) if m]
     label, slope = trend(events, member)
     stamps = sorted(e.ts for e in mine if e.ts is not None)
-    gaps = [(b - a) / 86400 for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [(b - a) / 86400 for a, b in pairwise(stamps)]
     return DomainTrend(
         domain=name,
         trend=label,  # type: ignore[arg-type]
@@ -125,7 +126,7 @@ def time_patterns(events: Sequence[Event], *, tz: str = "UTC", as_of: float | No
         return TimePatterns(timezone=tz, hour_of_day=hours, weekday=days)
     sessions = _sessions(stamps)
     ref = as_of if as_of is not None else stamps[-1]
-    gaps = [(b[0] - a[-1]) / 86400 for a, b in zip(sessions, sessions[1:], strict=False)]
+    gaps = [(b[0] - a[-1]) / 86400 for a, b in pairwise(sessions)]
     local_days = {datetime.fromtimestamp(ts, tz=zone).date() for ts in stamps}
     return TimePatterns(
         timezone=tz,

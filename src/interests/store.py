@@ -120,4 +120,12 @@ def rewrite_without(path: str | Path, user_ids: set[str]) -> int:
     return removed
 
 
-__all__ = ["append_lines", "done_users", "iter_jsonl", "read_errors", "read_profiles", "repair", "rewrite_without"]
+__all__ = [
+    "append_lines",
+    "done_users",
+    "iter_jsonl",
+    "read_errors",
+    "read_profiles",
+    "repair",
+    "rewrite_without",
+]

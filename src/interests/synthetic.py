@@ -22,14 +22,34 @@ from .events import Catalog, Event, Item
 # domain -> topic -> (attribute name, attribute values, title words)
 HIERARCHY: dict[str, dict[str, tuple[str, list[str], list[str]]]] = {
     "Science fiction films": {
-        "Space opera": ("director", ["Vera Lund", "Omar Khaled"], ["Star", "Galaxy", "Orbit", "Nebula", "Fleet"]),
+        "Space opera": (
+            "director",
+            ["Vera Lund", "Omar Khaled"],
+            ["Star", "Galaxy", "Orbit", "Nebula", "Fleet"],
+        ),
         "Cyberpunk": ("director", ["Kenji Mori", "Ada Voss"], ["Neon", "Circuit", "Ghost", "Grid", "Chrome"]),
-        "Time travel": ("director", ["Lena Hart", "Paul Ives"], ["Loop", "Paradox", "Yesterday", "Clock", "Return"]),
+        "Time travel": (
+            "director",
+            ["Lena Hart", "Paul Ives"],
+            ["Loop", "Paradox", "Yesterday", "Clock", "Return"],
+        ),
     },
     "Home coffee": {
-        "Espresso machines": ("brand", ["Caffora", "Bellagio"], ["Espresso", "Barista", "Crema", "Portafilter"]),
-        "Pour-over gear": ("brand", ["Kalita Works", "Drip Lab"], ["Dripper", "Gooseneck", "Filter", "Carafe"]),
-        "Single-origin beans": ("origin", ["Ethiopia", "Colombia"], ["Yirgacheffe", "Huila", "Natural", "Washed"]),
+        "Espresso machines": (
+            "brand",
+            ["Caffora", "Bellagio"],
+            ["Espresso", "Barista", "Crema", "Portafilter"],
+        ),
+        "Pour-over gear": (
+            "brand",
+            ["Kalita Works", "Drip Lab"],
+            ["Dripper", "Gooseneck", "Filter", "Carafe"],
+        ),
+        "Single-origin beans": (
+            "origin",
+            ["Ethiopia", "Colombia"],
+            ["Yirgacheffe", "Huila", "Natural", "Washed"],
+        ),
     },
     "Trail running": {
         "Trail shoes": ("brand", ["Ridgeline", "Summit Co"], ["Trail", "Grip", "Lugged", "Runner"]),
@@ -39,17 +59,37 @@ HIERARCHY: dict[str, dict[str, tuple[str, list[str], list[str]]]] = {
     "Jazz records": {
         "Bebop": ("artist", ["Miles Okafor", "Dizzy Hale"], ["Bop", "Blue", "Tempo", "Riff"]),
         "Modal jazz": ("artist", ["Coltrane Reyes", "Bill Sato"], ["Mode", "Dorian", "Kind", "Sketches"]),
-        "Jazz vocals": ("artist", ["Ella Brooks", "Nina Vale"], ["Ballad", "Moonlight", "Velvet", "Songbook"]),
+        "Jazz vocals": (
+            "artist",
+            ["Ella Brooks", "Nina Vale"],
+            ["Ballad", "Moonlight", "Velvet", "Songbook"],
+        ),
     },
     "Board games": {
-        "Strategy games": ("designer", ["Uwe Rosen", "Klaus Teu"], ["Empire", "Settlers", "Dominion", "Conquest"]),
-        "Cooperative games": ("designer", ["Matt Lea", "Rob Dav"], ["Pandemic", "Island", "Spirit", "Rescue"]),
-        "Party games": ("designer", ["Vlaada Chv", "Lin Mo"], ["Codename", "Charades", "Wavelength", "Trivia"]),
+        "Strategy games": (
+            "designer",
+            ["Uwe Rosen", "Klaus Teu"],
+            ["Empire", "Settlers", "Dominion", "Conquest"],
+        ),
+        "Cooperative games": (
+            "designer",
+            ["Matt Lea", "Rob Dav"],
+            ["Pandemic", "Island", "Spirit", "Rescue"],
+        ),
+        "Party games": (
+            "designer",
+            ["Vlaada Chv", "Lin Mo"],
+            ["Codename", "Charades", "Wavelength", "Trivia"],
+        ),
     },
     "Baking": {
         "Sourdough": ("price band", ["under $20", "$20-50"], ["Starter", "Levain", "Crumb", "Banneton"]),
         "Pastry": ("price band", ["under $20", "$20-50"], ["Croissant", "Laminated", "Puff", "Danish"]),
-        "Cake decorating": ("price band", ["$20-50", "over $50"], ["Fondant", "Piping", "Buttercream", "Tier"]),
+        "Cake decorating": (
+            "price band",
+            ["$20-50", "over $50"],
+            ["Fondant", "Piping", "Buttercream", "Tier"],
+        ),
     },
 }
 
@@ -159,9 +199,7 @@ def generate(
             liked = topic != user.disliked_topic
             rating = float(rng.choice([4, 5, 5]) if liked else rng.choice([1, 2]))
             text = rng.choice(GOOD if liked else BAD) if rng.random() < 0.3 else None
-            events.append(
-                Event(uid, iid, when.timestamp(), rating, text, "review" if text else "rating")
-            )
+            events.append(Event(uid, iid, when.timestamp(), rating, text, "review" if text else "rating"))
     events.sort(key=lambda e: (e.user_id, e.ts or 0.0))
     return SyntheticData(events, catalog, users, item_domain, item_topic)
 
@@ -215,4 +253,12 @@ def synthetic_events(n_events: int, n_users: int, n_items: int, seed: int = 0) -
         )
 
 
-__all__ = ["HIERARCHY", "PlantedUser", "SyntheticData", "generate", "make_catalog", "synthetic_events", "write_logs"]
+__all__ = [
+    "HIERARCHY",
+    "PlantedUser",
+    "SyntheticData",
+    "generate",
+    "make_catalog",
+    "synthetic_events",
+    "write_logs",
+]

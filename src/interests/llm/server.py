@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -48,7 +48,7 @@ class ServerBackend:
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
-        self.server = self.base_url
+        self.server: str | None = self.base_url
         self.api_key = api_key or "EMPTY"
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
@@ -63,12 +63,15 @@ class ServerBackend:
     def _probe(self) -> dict[str, Any]:
         """Ask the server which model it serves; fail in one line if it is not there."""
         try:
-            r = httpx.get(f"{self.base_url}/models", headers={"Authorization": f"Bearer {self.api_key}"},
-                          timeout=10.0)
+            r = httpx.get(
+                f"{self.base_url}/models", headers={"Authorization": f"Bearer {self.api_key}"}, timeout=10.0
+            )
             r.raise_for_status()
             data = r.json()["data"]
         except (httpx.HTTPError, KeyError, ValueError) as exc:
-            raise BackendError(f"cannot reach an OpenAI-compatible server at {self.base_url} ({exc}); {HINT}") from exc
+            raise BackendError(
+                f"cannot reach an OpenAI-compatible server at {self.base_url} ({exc}); {HINT}"
+            ) from exc
         if not data:
             raise BackendError(f"the server at {self.base_url} serves no model")
         return dict(data[0])
@@ -85,8 +88,13 @@ class ServerBackend:
         from openai import AsyncOpenAI
 
         http = self._http_client or httpx.AsyncClient(timeout=self.timeout)
-        raw = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout,
-                          max_retries=0, http_client=http)
+        raw = AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=self.api_key,
+            timeout=self.timeout,
+            max_retries=0,
+            http_client=cast(Any, http),
+        )  # httpx or httpx2, openai takes both
         return instructor.from_openai(raw, mode=instructor.Mode.JSON_SCHEMA), http
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
@@ -133,7 +141,9 @@ class ServerBackend:
                         return _result(req, _text(last), "length", last)
                     cause = exc.__cause__ or exc
                     if not isinstance(cause, APIConnectionError | APITimeoutError | APIStatusError):
-                        return _result(req, _text(last), "stop", last)  # let the caller's validation report it
+                        return _result(
+                            req, _text(last), "stop", last
+                        )  # let the caller's validation report it
                     err: Exception = cause
                 except (APIConnectionError, APITimeoutError) as exc:
                     err = exc

@@ -9,7 +9,6 @@ on it becomes an :class:`EvidenceEvent` that points back at its row
 from __future__ import annotations
 
 import os
-from ..redact import redact
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..events import Catalog, Event, UserHistory
+from ..redact import redact
 
 SNIPPET_CHARS = 200
 
