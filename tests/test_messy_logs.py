@@ -300,8 +300,9 @@ def test_expected_outcomes(tmp_path: Path) -> None:
     assert [e.text for e in cut["u2"].events if e.item_id == "i3"] == ["cut he"]  # a cut text is still text
     delims = run(wrong_delimiters)
     assert delims.report.by_reason == {"wrong number of columns": 3} and delims.report.rows_used == 2
-    with pytest.raises(IngestError, match=r"utf16\.csv"):  # UTF-16 named on its own: refused, by name
-        read_logs(mixed_encodings_and_boms(tmp_path)[0][1])
+    # UTF-16 with a byte-order mark (Excel's "Unicode text") is read like UTF-8
+    u16 = read_logs(mixed_encodings_and_boms(tmp_path)[0][1])
+    assert [(e.item_id, e.rating, e.text) for e in u16["u9"].events] == [("i9", 4.0, "utf-16")]
     enc = run(mixed_encodings_and_boms, first=1)
     # the Latin-1 row and the cp1252 row are quarantined; the second header (after a BOM) is not data
     assert enc.report.by_reason.get("not UTF-8") == 2
@@ -331,9 +332,36 @@ def test_expected_outcomes(tmp_path: Path) -> None:
     assert (empty.report.rows_read, len(empty.histories)) == (0, 0)
     mixed = run(directory_with_mixed_formats)
     skipped = mixed.report.skipped_files
-    assert any("utf16" in k for k in skipped) and any("junk" in k for k in skipped)
-    assert any("README" in k for k in skipped)
-    assert {"u1", "u2", "u3", "4"} <= set(mixed.users())
+    assert any("junk" in k for k in skipped) and any("README" in k for k in skipped)
+    assert not any("utf16" in k for k in skipped)
+    assert {"u1", "u2", "u3", "4", "u9"} <= set(mixed.users())
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_logs_with_a_bad_sequence(codec: str, tmp_path: Path) -> None:
+    """UTF-16 (either byte order, told by the byte-order mark), CSV and JSON Lines: every row is
+    read; a row with an undecodable sequence (a lone surrogate) is quarantined with its line, the
+    rows after it are still read."""
+    bom = b"\xff\xfe" if codec.endswith("le") else b"\xfe\xff"
+    lone = b"\x00\xd8" if codec.endswith("le") else b"\xd8\x00"
+    csv_path = tmp_path / "excel.csv"
+    csv_path.write_bytes(
+        bom
+        + (HEADER + f"u1,i1,4,{T},caf\u00e9\r\nu1,i2,3,{T},").encode(codec)
+        + lone
+        + f"x\r\nu2,i3,5,{T},ok\r\n".encode(codec)
+    )
+    jl = tmp_path / "events.jsonl"
+    jl.write_bytes(bom + f'{{"user": "u3", "item": "i4", "timestamp": {T}}}\n'.encode(codec))
+    q = tmp_path / "q.jsonl"
+    logs = read_logs([csv_path, jl], quarantine=q)
+    rows = check_counts(logs, q)
+    assert [(r.file, r.line, r.reason) for r in rows] == [(str(csv_path), 3, "not UTF-8")]
+    assert {u: [(e.item_id, e.text) for e in logs[u].events] for u in logs.users()} == {
+        "u1": [("i1", "caf\u00e9")],
+        "u2": [("i3", "ok")],
+        "u3": [("i4", None)],
+    }
 
 
 def test_user_with_50000_events(tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
 """Streaming readers: files (plain or compressed) -> raw records with line numbers.
 
 Nothing here reads a whole file into memory. Text formats are read line by
-line through a UTF-8 decoder that keeps undecodable bytes as surrogates, so a
-row with bad bytes is quarantined as ``not UTF-8`` without spoiling the rest of
-the file; lines longer than :data:`MAX_LINE_CHARS` are skipped in chunks and
-quarantined as ``line too long``. Parquet is read in record batches.
+line through a UTF-8 decoder (UTF-16 when the file starts with its byte-order
+mark) that keeps undecodable bytes as surrogates, so a row with bad bytes is
+quarantined as ``not UTF-8`` without spoiling the rest of the file; lines
+longer than :data:`MAX_LINE_CHARS` are skipped in chunks and quarantined as
+``line too long``. Parquet is read in record batches.
 
 A record is a tuple ``(line, values, raw, error)``: the 1-based line (row
 number for Parquet), the parsed values (a list for CSV, a dict or list for
@@ -16,6 +17,7 @@ reason (``None`` when the row parsed).
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import gzip
 import io
@@ -54,6 +56,17 @@ SUFFIX_FORMATS = {
 }
 COMPRESSED_SUFFIXES = {".gz", ".gzip", ".bz2", ".xz"}
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _mark_undecodable(err: UnicodeError) -> tuple[str, int]:
+    """surrogateescape for UTF-16: mark bytes that do not decode so their line is quarantined."""
+    if isinstance(err, UnicodeDecodeError):
+        return "\udcff" * (err.end - err.start), err.end
+    raise err
+
+
+codecs.register_error("interests-mark", _mark_undecodable)
 Record = tuple[int, Any, "str | None", "str | None"]
 
 csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_CHARS))
@@ -235,10 +248,15 @@ class Source:
             if self.format == "parquet":
                 raise IngestError(f"{self.name}: not a Parquet file (no PAR1 magic bytes)")
         stream, self._closers = _open_binary(self.file)
+        head = stream.peek(64)[:64] if hasattr(stream, "peek") else b""
+        # UTF-16 with a byte-order mark (Excel's "Unicode text", PowerShell's default) is read as
+        # such; everything else as UTF-8, with undecodable lines quarantined
+        utf16 = head[:2] in _UTF16_BOMS
+        encoding, errors = ("utf-16", "interests-mark") if utf16 else ("utf-8-sig", "surrogateescape")
         if self.format is None:
-            head = stream.peek(64)[:64].lstrip(b"\xef\xbb\xbf \t\r\n") if hasattr(stream, "peek") else b""
-            self.format = "json" if head[:1] in (b"{", b"[") else "csv"
-        self._text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline=None)
+            start = head.decode(encoding, "ignore").lstrip("\ufeff \t\r\n")
+            self.format = "json" if start[:1] in ("{", "[") else "csv"
+        self._text = io.TextIOWrapper(stream, encoding=encoding, errors=errors, newline=None)
         self._lines = _Lines(self._text)
         if self.format in ("csv", "tsv"):
             self._start_csv()
