@@ -60,6 +60,24 @@ def sdk_command(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def engine_options(func: F) -> F:
+    """Options of the vLLM engine shared by ``serve`` and in-process ``extract``."""
+    func = click.option(
+        "--enforce-eager/--no-enforce-eager",
+        "enforce_eager",
+        default=None,
+        help="Skip CUDA-graph capture [default: eager on the CPU, CUDA graphs on a GPU].",
+    )(func)
+    return click.option(
+        "--tensor-parallel-size",
+        "-tp",
+        type=int,
+        default=1,
+        show_default=True,
+        help="GPUs per model (GPU only).",
+    )(func)
+
+
 def model_option(func: F) -> F:
     return click.option(
         "--model",

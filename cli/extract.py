@@ -11,7 +11,7 @@ import click
 
 from interests.prompting import DEFAULT_MAX_ITEMS
 
-from .common import model_option, sdk_command
+from .common import engine_options, model_option, sdk_command
 
 
 def _progress(total: int) -> Any:
@@ -62,6 +62,7 @@ def _progress(total: int) -> Any:
 @click.option("--users", "users_", help="Only these user ids (comma-separated).")
 @click.option("--limit", type=int, help="Only the first N users of the logs.")
 @model_option
+@engine_options
 @click.option(
     "--server",
     help="Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) "
@@ -141,6 +142,8 @@ def extract(
     users_: str | None,
     limit: int | None,
     model: str | None,
+    tensor_parallel_size: int,
+    enforce_eager: bool | None,
     server: str | None,
     api_key: str | None,
     served_model: str | None,
@@ -204,7 +207,12 @@ def extract(
     else:
         from interests.llm.vllm_local import VLLMBackend
 
-        backend = VLLMBackend(model, max_model_len=max_model_len or 4096)
+        backend = VLLMBackend(
+            model,
+            max_model_len=max_model_len or 4096,
+            tensor_parallel_size=tensor_parallel_size,
+            enforce_eager=enforce_eager,
+        )
     n = len(parsed.histories) if limit is None else min(limit, len(parsed.histories))
     with _progress(n) as bar:
         task = bar.add_task("extract", total=n)

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from .common import model_option, sdk_command
+from .common import engine_options, model_option, sdk_command
 
 
 @click.command()
@@ -16,9 +16,7 @@ from .common import model_option, sdk_command
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port (0: a free one).")
 @click.option("--max-model-len", type=int, default=4096, show_default=True, help="Context length.")
-@click.option(
-    "--tensor-parallel-size", "-tp", type=int, default=1, show_default=True, help="GPUs per model (GPU only)."
-)
+@engine_options
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), help="Write the server's log here.")
 @click.option(
     "--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait until it is healthy."
@@ -32,6 +30,7 @@ def serve(
     port: int,
     max_model_len: int,
     tensor_parallel_size: int,
+    enforce_eager: bool | None,
     log_path: str | None,
     timeout: float,
     dry_run: bool,
@@ -53,6 +52,7 @@ def serve(
             port=port,
             max_model_len=max_model_len,
             tensor_parallel_size=tensor_parallel_size,
+            enforce_eager=enforce_eager,
             extra_args=list(extra),
         )
         click.echo(shlex.join(cmd))
@@ -64,6 +64,7 @@ def serve(
         port=port,
         max_model_len=max_model_len,
         tensor_parallel_size=tensor_parallel_size,
+        enforce_eager=enforce_eager,
         log_path=log_path,
         timeout=timeout,
         extra_args=list(extra),

@@ -39,9 +39,15 @@ def server_command(
     port: int,
     max_model_len: int,
     tensor_parallel_size: int = 1,
+    enforce_eager: bool | None = None,
     extra_args: list[str] | None = None,
 ) -> list[str]:
-    """The command line that starts the server (shown by ``interests serve --dry-run``)."""
+    """The command line that starts the server (shown by ``interests serve --dry-run``).
+
+    ``enforce_eager=None``: eager on the CPU, CUDA graphs on a GPU.
+    """
+    from interests.llm.cpu_env import enforce_eager as resolve_eager
+
     return [
         sys.executable,
         "-m",
@@ -61,7 +67,7 @@ def server_command(
         "--structured-outputs-config",
         '{"backend": "guidance", "disable_any_whitespace": true}',
         "--enable-prefix-caching",
-        "--enforce-eager",
+        *(["--enforce-eager"] if resolve_eager(enforce_eager) else []),
         "--disable-uvicorn-access-log",
         *(extra_args or []),
     ]
@@ -140,6 +146,7 @@ def start_server(
     port: int | None = None,
     max_model_len: int = 4096,
     tensor_parallel_size: int = 1,
+    enforce_eager: bool | None = None,
     log_path: str | Path | None = None,
     wait: bool = True,
     timeout: float = 600.0,
@@ -155,6 +162,7 @@ def start_server(
         port=port,
         max_model_len=max_model_len,
         tensor_parallel_size=tensor_parallel_size,
+        enforce_eager=enforce_eager,
         extra_args=extra_args,
     )
     env = {**os.environ}

@@ -7,6 +7,10 @@ the project's 2-core machines binding the worker to both cores made the same
 So on small machines the worker is bound to every core this process may use;
 on larger ones vLLM's own choice stands. Variables the user already set are
 never overridden, and GPU builds ignore all of them.
+
+:func:`enforce_eager` picks the other platform-dependent default: eager
+execution on the CPU (no compile step at start-up, as measured in
+docs/benchmarks.md), CUDA graphs on a GPU (vLLM's own default, faster decoding).
 """
 
 from __future__ import annotations
@@ -40,4 +44,18 @@ def apply_cpu_engine_env(target: dict[str, str] | os._Environ[str], kv_cache_gb:
         target.setdefault(key, value)
 
 
-__all__ = ["apply_cpu_engine_env", "cpu_engine_env", "usable_cores"]
+def gpu_available() -> bool:
+    """Whether torch sees a CUDA (or ROCm) device; the CPU build of vLLM ships a CPU-only torch."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def enforce_eager(requested: bool | None = None) -> bool:
+    """``requested`` when given; otherwise eager on the CPU and CUDA graphs on a GPU."""
+    return (not gpu_available()) if requested is None else requested
+
+
+__all__ = ["apply_cpu_engine_env", "cpu_engine_env", "enforce_eager", "gpu_available", "usable_cores"]

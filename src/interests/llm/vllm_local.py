@@ -13,6 +13,7 @@ from ..errors import BackendError
 from ..models import model_label, resolve_model
 from .base import GenRequest, GenResult, Messages
 from .cpu_env import apply_cpu_engine_env
+from .cpu_env import enforce_eager as resolve_eager
 
 # guidance compiles every schema we send (xgrammar rejected some; see docs/models.md)
 STRUCTURED_BACKEND = "guidance"
@@ -35,7 +36,7 @@ class VLLMBackend:
         max_model_len: int = 4096,
         tensor_parallel_size: int = 1,
         kv_cache_gb: float = 2.0,
-        enforce_eager: bool = True,
+        enforce_eager: bool | None = None,
         enable_prefix_caching: bool = True,
         seed: int = 0,
         **engine_kwargs: Any,
@@ -76,7 +77,7 @@ class VLLMBackend:
                 model=self.path,
                 max_model_len=self.max_model_len,
                 tensor_parallel_size=self.tensor_parallel_size,
-                enforce_eager=self.enforce_eager,
+                enforce_eager=resolve_eager(self.enforce_eager),
                 enable_prefix_caching=self.enable_prefix_caching,
                 seed=self.seed,
                 structured_outputs_config={"backend": STRUCTURED_BACKEND, "disable_any_whitespace": True},
