@@ -106,6 +106,11 @@ def _progress(total: int) -> Any:
 )
 @click.option("--max-events-per-user", type=int, help="Keep only each user's most recent N events in memory.")
 @click.option(
+    "--keep-duplicates",
+    is_flag=True,
+    help="Keep exact duplicate events instead of counting them once (saves the memory of the check).",
+)
+@click.option(
     "--prompt-dir",
     type=click.Path(file_okay=False),
     help="Folder with system.j2/user.j2 overriding the built-in prompts.",
@@ -154,6 +159,7 @@ def extract(
     max_items: int,
     max_model_len: int | None,
     max_events_per_user: int | None,
+    keep_duplicates: bool,
     prompt_dir: str | None,
     tz: str,
     redact: bool,
@@ -181,6 +187,7 @@ def extract(
         tz=tz,
         max_events_per_user=max_events_per_user,
         users=user_list,
+        dedup=not keep_duplicates,
     )
     rep = parsed.report
     click.echo(

@@ -128,6 +128,29 @@ def test_duplicates_are_exact_events() -> None:
     # duplicates across files count too
     both = check(read_logs([BAD / "duplicates.csv", BAD / "duplicates.csv"]).report)
     assert (both.rows_used, both.duplicates) == (4, 8)
+    # dedup=False (--keep-duplicates) keeps every row, repeats included
+    kept = read_logs([BAD / "duplicates.csv"] * 2, dedup=False)
+    assert (check(kept.report).rows_used, kept.report.duplicates) == (12, 0)
+    assert [e.text for e in kept["2"].events].count("funny") == 8
+
+
+def test_duplicate_digest_tells_near_identical_events_apart() -> None:
+    from interests.ingest.stream import _digest
+
+    keys = [
+        ("u", "i", 1.0, "tag", "funny", None),
+        ("u", "i", 1.0, "tag", "funny ", None),
+        ("u", "i", 1.0, "tag", None, None),
+        ("u", "i", 1.0, "tag", "None", None),
+        ("u", "i", None, "tag", "funny", None),
+        ("u", "i", 1.0, "tag", "funny", 1.0),
+        ("u", "i", 1.0, "tag", "funny", 10.0),
+        ("ui", "", 1.0, "tag", "funny", None),
+        ("u", "i", 1.0, "tag", "caf\udce9", None),  # an undecodable byte kept as a surrogate
+    ]
+    digests = [_digest(k) for k in keys]
+    assert len(set(digests)) == len(keys) and all(0 <= d < 2**96 for d in digests)
+    assert _digest(tuple(keys[0])) == digests[0]
 
 
 def test_strict_catalog(tmp_path: Path) -> None:

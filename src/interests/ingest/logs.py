@@ -70,6 +70,7 @@ def read_logs(
     tz: str = "UTC",
     max_events_per_user: int | None = None,
     users: Collection[str] | None = None,
+    dedup: bool = True,
 ) -> Logs:
     """Read interaction logs into per-user histories.
 
@@ -84,6 +85,9 @@ def read_logs(
     catalogue. Times without a zone are read in ``tz``. ``max_events_per_user``
     keeps each user's most recent events (the rest counted in
     ``UserHistory.n_dropped``); ``users`` keeps only those users.
+    ``dedup=False`` keeps exact duplicate events instead of counting them once
+    (for logs whose duplicates are real repeats, or too large for the set of
+    row digests, about 80 bytes a row).
     """
     if max_events_per_user is not None and max_events_per_user < 1:
         raise IngestError(f"max_events_per_user must be at least 1, not {max_events_per_user}")
@@ -107,6 +111,7 @@ def read_logs(
             catalog=cat,
             strict_catalog=strict_catalog,
             users=users,
+            dedup=dedup,
             exclude=exclude,
         )
         histories = _collect(stream, max_events_per_user)
