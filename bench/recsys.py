@@ -4,6 +4,7 @@
     python bench/recsys.py --dataset amazon-gift-cards
     python bench/recsys.py --profiles extract               # extract (or reuse) profiles, build taxonomies
     python bench/recsys.py --profiles cached                # only profiles already under .cache/recsys/
+    python bench/recsys.py --profiles extract --sample-users 200   # the profile ablation on 200 random users
 
 Writes ``bench/results/recsys-<dataset>.json`` (``{segment: {model: metrics}}``,
 the same object ``interests evaluate --json`` prints), a ``.meta.json`` with the
@@ -43,12 +44,22 @@ def data_dir() -> Path:
     return Path(os.environ.get("INTERESTS_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 
-def load(dataset: str):  # type: ignore[no-untyped-def]
+def load(dataset: str, sample_users: int | None = None):  # type: ignore[no-untyped-def]
+    """The data set; with ``sample_users`` only that many users, drawn at random (seed 0), with all
+    their events (the per-user split makes each user's cuts, and so their cached profiles, the same
+    as in the whole data set)."""
     from interests.ingest import read_logs
 
     logs_file, mapping, catalog = DATASETS[dataset]
     d = data_dir() / dataset
-    return read_logs(d / logs_file, mapping=mapping, catalog=d / catalog)
+    logs = read_logs(d / logs_file, mapping=mapping, catalog=d / catalog)
+    if sample_users is None or sample_users >= len(logs.histories):
+        return logs
+    users = sorted(logs.histories)
+    keep = np.random.default_rng(0).choice(len(users), size=sample_users, replace=False)
+    return read_logs(
+        d / logs_file, mapping=mapping, catalog=logs.catalog, users=[users[i] for i in sorted(keep)]
+    )
 
 
 def speed(logs) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -116,13 +127,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--limit-users", type=int, default=None, help="extract profiles for at most N users per split"
     )
+    ap.add_argument(
+        "--sample-users",
+        type=int,
+        default=None,
+        help="evaluate on N random users (seed 0) with all their events: a cheaper profile ablation",
+    )
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--speed-only", action="store_true", help="only measure speed (merged into .meta.json)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    logs = load(args.dataset)
+    logs = load(args.dataset, args.sample_users)
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"recsys-{args.dataset}.json"
     if args.speed_only:
         meta_path = out.with_suffix(".meta.json")
