@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # name -> TwoTowerConfig overrides
 VARIANTS: dict[str, dict[str, Any]] = {
     "two-tower": {},
+    # everything the LLM profile feeds (its text, the taxonomy built from profiles, items' nodes) off:
+    # the difference to "two-tower" is what the profiles add
+    "two-tower-no-profile": {"use_profile": False, "use_taxonomy": False, "use_item_nodes": False},
     "two-tower-history": {
         "use_profile": False,
         "use_taxonomy": False,
