@@ -112,6 +112,23 @@ def test_two_tower_variants_rank_withheld_item_first(world, variant: str, loss: 
     assert items[:, 0].tolist() == [WITHHELD[g] for g in range(len(GROUPS))]
 
 
+def test_switched_off_inputs_are_ignored(world) -> None:  # type: ignore[no-untyped-def]
+    """Without profile inputs, a model given profiles and a taxonomy is the model given neither:
+    the two-tower-no-profile ablation compares like with like."""
+    from interests.taxonomy import build_taxonomy
+
+    histories, catalog, profiles = world
+    taxonomy = build_taxonomy(list(profiles.values()), catalog, encoder="hashing")
+    off = VARIANTS["two-tower-no-profile"]
+    given = TwoTower(**FAST, **off).fit(histories, catalog=catalog, profiles=profiles, taxonomy=taxonomy)
+    never = TwoTower(**FAST, **off).fit(histories, catalog=catalog)
+    query = from_user_histories(histories).take(list(range(8)))
+    assert np.allclose(given.score(query, profiles=profiles), never.score(query), atol=1e-5)
+    # and with them on, they do change the scores
+    full = TwoTower(**FAST).fit(histories, catalog=catalog, profiles=profiles, taxonomy=taxonomy)
+    assert not np.allclose(full.score(query, profiles=profiles), never.score(query), atol=1e-3)
+
+
 @pytest.fixture(scope="module")
 def trained(world) -> TwoTower:  # type: ignore[no-untyped-def]
     histories, catalog, profiles = world

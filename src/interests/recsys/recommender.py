@@ -133,6 +133,12 @@ class TwoTower:
         known, cat = _as_histories(data)
         catalog = catalog if catalog is not None else cat
         cfg = self.config
+        # inputs switched off are not looked at: an ablation is the model that never had them
+        # (a taxonomy would still size the node embeddings and so change the random init)
+        if not (cfg.use_taxonomy or cfg.use_item_nodes):
+            taxonomy = None
+        if not (cfg.use_profile or cfg.use_taxonomy):
+            profiles = None
         torch.manual_seed(cfg.seed)
         self.known = known
         cfg.n_items = known.n_items
