@@ -93,10 +93,11 @@ def speed(logs) -> dict[str, float]:  # type: ignore[no-untyped-def]
 
 
 def markdown(dataset: str, table: dict, meta: dict) -> str:
+    seeds = len(meta.get("seeds", [])) or "the"
     lines = [f"### {dataset}", ""]
     for seg in ("all", "cold"):
         lines += [
-            f"Segment `{seg}` (test, mean over seeds; ± is the std over 3 seeds)",
+            f"Segment `{seg}` (test, mean over seeds; ± is the std over {seeds} seeds)",
             "",
             "| model | " + " | ".join(METRICS) + " |",
             "|---|" + "---|" * len(METRICS),
@@ -165,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         taxonomy=hashing_taxonomy(logs.catalog) if prof else None,
     )
     res.meta["seconds"]["total"] = round(time.perf_counter() - t, 1)
+    res.meta["seeds"] = [int(s) for s in args.seeds.split(",")]
+    res.meta["sample_users"] = args.sample_users
+    res.meta["profiles_source"] = args.profiles
     if not args.no_speed:
         res.meta["speed"] = speed(logs)
     out.parent.mkdir(parents=True, exist_ok=True)
