@@ -9,8 +9,9 @@ on larger ones vLLM's own choice stands. Variables the user already set are
 never overridden, and GPU builds ignore all of them.
 
 :func:`enforce_eager` picks the other platform-dependent default: eager
-execution on the CPU (no compile step at start-up, as measured in
-docs/benchmarks.md), CUDA graphs on a GPU (vLLM's own default, faster decoding).
+execution on the CPU (what every CPU measurement in docs/benchmarks.md used;
+vLLM's compiled CPU path was not measured), CUDA graphs on a GPU (vLLM's own
+default, faster decoding).
 """
 
 from __future__ import annotations
