@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import signal
 import time
+from typing import Any
 
 import click
 
@@ -44,31 +45,19 @@ def serve(
     from interests.serving import free_port, server_command, start_server
 
     port = port or free_port(host)
+    engine: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "max_model_len": max_model_len,
+        "tensor_parallel_size": tensor_parallel_size,
+        "enforce_eager": enforce_eager,
+        "extra_args": list(extra),
+    }
     if dry_run:
-        cmd = server_command(
-            resolve_model(model),
-            served_name=model_label(model),
-            host=host,
-            port=port,
-            max_model_len=max_model_len,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
-            extra_args=list(extra),
-        )
-        click.echo(shlex.join(cmd))
+        click.echo(shlex.join(server_command(resolve_model(model), served_name=model_label(model), **engine)))
         return
     click.echo(f"starting vLLM on {host}:{port} with {model_label(model)} ...", err=True)
-    server = start_server(
-        model,
-        host=host,
-        port=port,
-        max_model_len=max_model_len,
-        tensor_parallel_size=tensor_parallel_size,
-        enforce_eager=enforce_eager,
-        log_path=log_path,
-        timeout=timeout,
-        extra_args=list(extra),
-    )
+    server = start_server(model, log_path=log_path, timeout=timeout, **engine)
     stopping = False
 
     def _stop(signum: int, frame: object) -> None:

@@ -236,3 +236,32 @@ def test_client_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
         d["user_id"] for d in iter_jsonl(out.with_name("p.errors.jsonl"))
     ]
     assert sorted(ids) == [f"u{i:03d}" for i in range(1, 7)] and before <= set(ids)
+
+
+@pytest.mark.server
+def test_interests_serve_command_serves_and_stops_on_sigterm(tmp_path):
+    """`interests serve` itself: prints the URL, answers /v1/models with the embedded model, and
+    SIGTERM stops it together with the vLLM process group (nothing left listening)."""
+    import signal
+
+    log = tmp_path / "vllm.log"
+    proc = subprocess.Popen(
+        interests_cmd("serve", "--port", "0", "--log", str(log)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()  # printed once the server is healthy
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1"), proc.stderr.read()[-2000:]
+        models = httpx.get(f"{url}/models", timeout=30).json()
+        assert [m["id"] for m in models["data"]] == ["smollm2-135m"]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "server stopped" in err, err[-2000:]
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/models", timeout=5)
