@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from interests.schema import Provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "logs"
@@ -23,6 +26,27 @@ def interests_cmd(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("interests")), *args]
 
 
+def extract_examples_cmd(out: Path, *extra: str) -> list[str]:
+    """`interests extract` over the example logs and catalogue into ``out``."""
+    events, catalog = str(EXAMPLES / "events.csv"), str(EXAMPLES / "catalog.jsonl")
+    return interests_cmd("extract", events, "--catalog", catalog, "-o", str(out), *extra)
+
+
+def make_provenance(**over: Any) -> Provenance:
+    """A Provenance for profiles built by hand in tests."""
+    fields: dict[str, Any] = {
+        "model": "m",
+        "backend": "fake",
+        "prompt_template": "default",
+        "prompt_hash": "h",
+        "created_at": "2026-01-01T00:00:00Z",
+        "events_used": 3,
+        "events_total": 3,
+        "truncated": False,
+    }
+    return Provenance(**(fields | over))
+
+
 @pytest.fixture(scope="session")
 def example_logs_dir() -> Path:
     """examples/logs: events.csv, catalog.jsonl and the planted truth.json."""
@@ -36,14 +60,7 @@ def engine_run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.Completed
     out = tmp_path_factory.mktemp("engine") / "profiles.jsonl"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"}
     proc = subprocess.run(
-        interests_cmd(
-            "extract",
-            str(EXAMPLES / "events.csv"),
-            "--catalog",
-            str(EXAMPLES / "catalog.jsonl"),
-            "-o",
-            str(out),
-        ),
+        extract_examples_cmd(out),
         capture_output=True,
         text=True,
         env=env,

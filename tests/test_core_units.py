@@ -6,13 +6,14 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from conftest import make_provenance
 from pydantic import ValidationError
 
 from interests.draft import draft_model
 from interests.events import Catalog, Event, Item, UserHistory
 from interests.grounding import GroundingError, ground_profile
 from interests.prompting import PromptRenderer, approx_tokens
-from interests.schema import InterestProfile, Provenance
+from interests.schema import InterestProfile
 from interests.signals import compute_signals, normalise_rating
 from interests.synthetic import generate
 
@@ -117,19 +118,6 @@ def test_custom_prompt_dir_with_undefined_variable_fails_clearly(tmp_path, synth
         PromptRenderer(tmp_path / "missing")
 
 
-def _prov() -> Provenance:
-    return Provenance(
-        model="m",
-        backend="fake",
-        prompt_template="default",
-        prompt_hash="h",
-        created_at="2026-01-01T00:00:00Z",
-        events_used=3,
-        events_total=3,
-        truncated=False,
-    )
-
-
 def test_grounding_drops_foreign_evidence_and_computes_weights():
     cat = Catalog(
         {
@@ -165,7 +153,7 @@ def test_grounding_drops_foreign_evidence_and_computes_weights():
             ],
         }
     )
-    p = ground_profile(draft, h, sig, cat, allowed_items=["a", "b", "c"], provenance=_prov())
+    p = ground_profile(draft, h, sig, cat, allowed_items=["a", "b", "c"], provenance=make_provenance())
     assert p.item_ids() == {"a", "b", "c"}
     # merged, re-homed to the evidence's category when the model's name is not one, sorted by weight
     assert [d.name for d in p.domains] == ["Sci-Fi", "Animation"]
@@ -205,7 +193,9 @@ def test_grounding_without_any_own_item_is_an_error():
         }
     )
     with pytest.raises(GroundingError):
-        ground_profile(draft, h, compute_signals(h, cat), cat, allowed_items=["a"], provenance=_prov())
+        ground_profile(
+            draft, h, compute_signals(h, cat), cat, allowed_items=["a"], provenance=make_provenance()
+        )
 
 
 def test_grounding_repairs_what_tiny_models_get_wrong():
@@ -241,7 +231,7 @@ def test_grounding_repairs_what_tiny_models_get_wrong():
         sig,
         cat,
         allowed_items=["j1", "j2", "c1"],
-        provenance=_prov(),
+        provenance=make_provenance(),
         prompt_text="You write a person's interest profile from their activity log, as JSON.",
     )
     # the model's domain covered 1 of 3 items: re-homed; the title-copy topic renamed to a finer category
@@ -290,7 +280,7 @@ def test_topic_names_that_are_ids_or_foreign_categories_are_replaced():
         compute_signals(h, cat),
         cat,
         allowed_items=ids,
-        provenance=_prov(),
+        provenance=make_provenance(),
         prompt_text="[i0001] Nebula Drift | Science fiction films | rated 5",
     )
     assert [t.name for t in p.domains[0].topics] == ["Space opera"]  # both renamed, then merged

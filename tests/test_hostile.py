@@ -26,7 +26,7 @@ from typing import Any
 
 import jinja2
 import pytest
-from conftest import interests_cmd
+from conftest import interests_cmd, make_provenance
 
 from interests.draft import draft_model
 from interests.events import Catalog, Event, Item, UserHistory
@@ -36,7 +36,7 @@ from interests.ingest import categories_of
 from interests.llm.base import GenRequest
 from interests.llm.fake import FakeBackend
 from interests.prompting import TEXT_SNIPPET_CHARS, TITLE_CHARS, PromptRenderer
-from interests.schema import ErrorRecord, InterestProfile, Provenance
+from interests.schema import ErrorRecord, InterestProfile
 from interests.signals import compute_signals
 from interests.store import iter_jsonl
 
@@ -327,16 +327,7 @@ def test_grounding_drops_foreign_evidence_the_decoder_let_through() -> None:
     histories, cat = _hostile_logs()
     h = histories["alice"]
     sig = compute_signals(h, cat)
-    prov = Provenance(
-        model="m",
-        backend="fake",
-        prompt_template="default",
-        prompt_hash="h",
-        created_at="2026-01-01T00:00:00Z",
-        events_used=3,
-        events_total=3,
-        truncated=False,
-    )
+    prov = make_provenance()
     wide = draft_model(["a1", "a2", "a3", "b1", "m1", "i9999"])
     draft = wide.model_validate(
         {

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, interests_cmd
+from conftest import extract_examples_cmd
 
 from interests.schema import ErrorRecord, InterestProfile
 from interests.store import iter_jsonl
@@ -24,18 +24,7 @@ USERS = [f"u{i:03d}" for i in range(1, 7)]
 
 def _start(out: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        interests_cmd(
-            "extract",
-            str(EXAMPLES / "events.csv"),
-            "--catalog",
-            str(EXAMPLES / "catalog.jsonl"),
-            "-o",
-            str(out),
-            "--limit",
-            str(len(USERS)),
-            "--batch-size",
-            "2",
-        ),
+        extract_examples_cmd(out, "--limit", str(len(USERS)), "--batch-size", "2"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
