@@ -33,10 +33,14 @@ if __name__ == "__main__":
         default=DEFAULT_MAX_ITEMS,
         help="items shown per user (default: the extractor's)",
     )
-    ap.add_argument("--dtype", default=None, help="vLLM dtype (default: vLLM's choice, bf16 on the CPU)")
+    ap.add_argument(
+        "--dtype",
+        default=None,
+        help="vLLM dtype (default: the backend's, bfloat16 where the CPU has avx512_bf16/amx, else float32)",
+    )
     args = ap.parse_args()
     histories, catalog = bench.load_users(args.users)
-    backend = VLLMBackend(**({"dtype": args.dtype} if args.dtype else {}))
+    backend = VLLMBackend(dtype=args.dtype)
     t0 = time.perf_counter()
     backend.start()
     load_s = time.perf_counter() - t0
@@ -46,4 +50,4 @@ if __name__ == "__main__":
     calls = [bench.run_vllm_raw(backend, prompts, bench.MAX_NEW_TOKENS) for _ in range(args.calls)]
     backend.close()
     env = {k: os.environ.get(k) for k in bench.ENGINE_VARS}
-    print(json.dumps({"env": env, "dtype": args.dtype or "auto", "load_s": round(load_s, 1), "calls": calls}))
+    print(json.dumps({"env": env, "dtype": backend.dtype_used, "load_s": round(load_s, 1), "calls": calls}))

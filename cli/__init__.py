@@ -7,6 +7,7 @@ Each command lives in its own module and is imported only when it runs, so
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -56,11 +57,21 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="interests")
-def cli() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show vLLM's own INFO log lines (hidden by default: only its warnings and errors).",
+)
+def cli(verbose: bool) -> None:
     """Hierarchical interest profiles from interaction logs, written by an open LLM.
 
     Start with `interests extract LOGS... -o profiles.jsonl`.
     """
+    if not verbose:  # before any command imports vLLM; a VLLM_LOGGING_LEVEL the user set wins
+        from interests.llm.cpu_env import quiet_vllm_logging
+
+        quiet_vllm_logging(os.environ)
 
 
 def main() -> None:

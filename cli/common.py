@@ -63,6 +63,13 @@ def sdk_command(func: F) -> F:
 def engine_options(func: F) -> F:
     """Options of the vLLM engine shared by ``serve`` and in-process ``extract``."""
     func = click.option(
+        "--dtype",
+        type=click.Choice(["auto", "bfloat16", "float32", "float16"]),
+        default=None,
+        help="Compute dtype of the model [default: bfloat16 where the CPU has avx512_bf16/amx, "
+        "else float32; vLLM's choice on a GPU].",
+    )(func)
+    func = click.option(
         "--enforce-eager/--no-enforce-eager",
         "enforce_eager",
         default=None,

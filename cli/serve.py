@@ -32,6 +32,7 @@ def serve(
     max_model_len: int,
     tensor_parallel_size: int,
     enforce_eager: bool | None,
+    dtype: str | None,
     log_path: str | None,
     timeout: float,
     dry_run: bool,
@@ -51,6 +52,7 @@ def serve(
         "max_model_len": max_model_len,
         "tensor_parallel_size": tensor_parallel_size,
         "enforce_eager": enforce_eager,
+        "dtype": dtype,
         "extra_args": list(extra),
     }
     if dry_run:

@@ -40,13 +40,16 @@ def server_command(
     max_model_len: int,
     tensor_parallel_size: int = 1,
     enforce_eager: bool | None = None,
+    dtype: str | None = None,
     extra_args: list[str] | None = None,
 ) -> list[str]:
     """The command line that starts the server (shown by ``interests serve --dry-run``).
 
     ``enforce_eager=None``: eager on the CPU, CUDA graphs on a GPU.
+    ``dtype=None``: bfloat16 where the CPU computes it natively, else float32; vLLM's choice on a GPU.
     """
     from interests.llm.cpu_env import enforce_eager as resolve_eager
+    from interests.llm.cpu_env import resolve_dtype
 
     return [
         sys.executable,
@@ -64,6 +67,8 @@ def server_command(
         str(max_model_len),
         "--tensor-parallel-size",
         str(tensor_parallel_size),
+        "--dtype",
+        resolve_dtype(dtype),
         "--structured-outputs-config",
         '{"backend": "guidance", "disable_any_whitespace": true}',
         "--enable-prefix-caching",
@@ -147,6 +152,7 @@ def start_server(
     max_model_len: int = 4096,
     tensor_parallel_size: int = 1,
     enforce_eager: bool | None = None,
+    dtype: str | None = None,
     log_path: str | Path | None = None,
     wait: bool = True,
     timeout: float = 600.0,
@@ -163,6 +169,7 @@ def start_server(
         max_model_len=max_model_len,
         tensor_parallel_size=tensor_parallel_size,
         enforce_eager=enforce_eager,
+        dtype=dtype,
         extra_args=extra_args,
     )
     env = {**os.environ}

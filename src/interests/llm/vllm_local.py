@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import BackendError
 from ..models import model_label, resolve_model
 from .base import GenRequest, GenResult, Messages
-from .cpu_env import apply_cpu_engine_env
+from .cpu_env import apply_cpu_engine_env, resolve_dtype
 from .cpu_env import enforce_eager as resolve_eager
 
 # guidance compiles every schema we send (xgrammar rejected some; see docs/models.md)
@@ -37,6 +37,7 @@ class VLLMBackend:
         tensor_parallel_size: int = 1,
         kv_cache_gb: float = 2.0,
         enforce_eager: bool | None = None,
+        dtype: str | None = None,
         enable_prefix_caching: bool = True,
         seed: int = 0,
         **engine_kwargs: Any,
@@ -47,6 +48,9 @@ class VLLMBackend:
         self.tensor_parallel_size = tensor_parallel_size
         self.kv_cache_gb = kv_cache_gb
         self.enforce_eager = enforce_eager
+        self.dtype = dtype
+        #: the dtype the engine was started with (``dtype`` or the platform's default), set by start()
+        self.dtype_used: str | None = None
         self.enable_prefix_caching = enable_prefix_caching
         self.seed = seed
         self.engine_kwargs = engine_kwargs
@@ -65,6 +69,7 @@ class VLLMBackend:
         if self._llm is not None:
             return
         apply_cpu_engine_env(os.environ, self.kv_cache_gb)
+        dtype: Any = resolve_dtype(self.dtype)  # a str; vLLM's annotation is a Literal of the names it knows
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -78,6 +83,7 @@ class VLLMBackend:
                 max_model_len=self.max_model_len,
                 tensor_parallel_size=self.tensor_parallel_size,
                 enforce_eager=resolve_eager(self.enforce_eager),
+                dtype=dtype,
                 enable_prefix_caching=self.enable_prefix_caching,
                 seed=self.seed,
                 structured_outputs_config={"backend": STRUCTURED_BACKEND, "disable_any_whitespace": True},
@@ -85,6 +91,7 @@ class VLLMBackend:
             )
         except Exception as exc:  # vLLM raises many kinds; the message says which model failed
             raise BackendError(f"vLLM could not load model {self.path!r}: {exc}") from exc
+        self.dtype_used = dtype
 
     def close(self) -> None:
         if self._llm is not None:
