@@ -14,6 +14,30 @@ from interests.prompting import DEFAULT_MAX_ITEMS
 from .common import engine_options, model_option, sdk_command
 
 
+def _bar_shown() -> bool:
+    """The rich bar is for terminals (or INTERESTS_PROGRESS=1); elsewhere plain lines go to stderr."""
+    return sys.stderr.isatty() or os.environ.get("INTERESTS_PROGRESS") == "1"
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    h, m, s = s // 3600, s // 60 % 60, s % 60
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def progress_line(done: int, total: int, errors: int, attempted: int, seconds: float) -> str:
+    """``extract: 16/24 users (2 errors), 7.9 users/min, ETA 1m01s``.
+
+    ``done`` counts users attempted in this run plus those skipped as already done; the rate
+    (and the ETA of the ``total - done`` left) comes from the ``attempted`` users in ``seconds``.
+    """
+    line = f"extract: {done}/{total} users ({errors} error{'' if errors == 1 else 's'})"
+    if attempted > 0 and seconds > 0:
+        eta = max(total - done, 0) * seconds / attempted
+        line += f", {attempted * 60 / seconds:.1f} users/min, ETA {_duration(eta)}"
+    return line
+
+
 def _progress(total: int) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,7 +50,7 @@ def _progress(total: int) -> Any:
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=False,
-        disable=not sys.stderr.isatty() and os.environ.get("INTERESTS_PROGRESS") != "1",
+        disable=not _bar_shown(),
     )
 
 
@@ -129,6 +153,20 @@ def _progress(total: int) -> Any:
 )
 @click.option("--retry-errors", is_flag=True, help="Try again the users that have an error record.")
 @click.option(
+    "--structure",
+    type=click.Choice(["data", "model"]),
+    default="data",
+    show_default=True,
+    help="data: domains and topics computed from the data (categories, --taxonomy or item clusters), "
+    "named by the model; model: the model groups the items itself (for strong models).",
+)
+@click.option(
+    "--taxonomy",
+    "taxonomy_dir",
+    type=click.Path(file_okay=False, exists=True),
+    help="A shared taxonomy (interests taxonomy build) to group every user's items by (structure data).",
+)
+@click.option(
     "--hash-user-ids",
     is_flag=True,
     help="Write keyed pseudonyms (h_ + HMAC-SHA256) instead of user ids; key from $INTERESTS_HASH_KEY.",
@@ -149,6 +187,7 @@ def extract(
     model: str | None,
     tensor_parallel_size: int,
     enforce_eager: bool | None,
+    dtype: str | None,
     server: str | None,
     api_key: str | None,
     served_model: str | None,
@@ -164,6 +203,8 @@ def extract(
     tz: str,
     redact: bool,
     retry_errors: bool,
+    structure: str,
+    taxonomy_dir: str | None,
     hash_user_ids: bool,
 ) -> None:
     """Write a hierarchical interest profile for every user in LOGS (files, folders or - for stdin)."""
@@ -199,6 +240,13 @@ def extract(
     )
     if not parsed.histories:
         raise click.ClickException("no usable events in the logs; see the quarantine file for why")
+    if taxonomy_dir and structure != "data":
+        raise click.UsageError("--taxonomy groups items for --structure data only")
+    taxonomy = None
+    if taxonomy_dir:
+        from interests.taxonomy import Taxonomy
+
+        taxonomy = Taxonomy.load(taxonomy_dir)
     backend: Backend
     if server:
         from interests.llm.server import ServerBackend
@@ -219,13 +267,18 @@ def extract(
             max_model_len=max_model_len or 4096,
             tensor_parallel_size=tensor_parallel_size,
             enforce_eager=enforce_eager,
+            dtype=dtype,
         )
     n = len(parsed.histories) if limit is None else min(limit, len(parsed.histories))
+    plain_progress = not _bar_shown()
     with _progress(n) as bar:
         task = bar.add_task("extract", total=n)
 
         def advance(res: Any, k: int) -> None:
-            bar.update(task, completed=res.users_skipped + res.attempted)
+            done = res.users_skipped + res.attempted
+            bar.update(task, completed=done)
+            if plain_progress:
+                click.echo(progress_line(done, n, res.errors, res.attempted, res.seconds), err=True)
 
         try:
             res = extract_profiles(
@@ -242,6 +295,8 @@ def extract(
                 redact=redact,
                 retry_errors=retry_errors,
                 on_batch=advance,
+                structure=structure,  # type: ignore[arg-type]
+                taxonomy=taxonomy,
                 hash_key=hash_key,
             )
         finally:
