@@ -5,6 +5,13 @@ items with attributes), with planted sentiment (ratings), planted rhythms
 (evening-only or weekend-only users) and planted trends (a fading and a
 rising domain). Used for the example logs, for tests with known answers and
 for benchmarks at scale (``synthetic_events`` streams millions of rows).
+
+:data:`HIERARCHY` is the vocabulary of ``examples/logs``; :data:`HIERARCHY_B`
+is a second one with no word in common with it, and
+:func:`generate_planted_b` plants it in a catalogue that can have no
+categories (titles and neutral descriptions only), so profiles cannot copy
+the planted names from the catalogue (``bench/hierarchy.py``,
+:mod:`interests.planted_score`).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -93,6 +100,78 @@ HIERARCHY: dict[str, dict[str, tuple[str, list[str], list[str]]]] = {
     },
 }
 
+# A second vocabulary (nothing shared with HIERARCHY): same shape, 5 domains x 3 topics.
+HIERARCHY_B: dict[str, dict[str, tuple[str, list[str], list[str]]]] = {
+    "Gardening": {
+        "Roses": (
+            "variety",
+            ["Damask", "Floribunda", "Rambler"],
+            ["Rose", "Bloom", "Petal", "Thorn", "Climber"],
+        ),
+        "Vegetable beds": ("soil", ["loam", "peat"], ["Raised", "Tomato", "Compost", "Seedling", "Trellis"]),
+        "Houseplants": (
+            "light",
+            ["bright", "shade"],
+            ["Monstera", "Fern", "Pothos", "Succulent", "Calathea"],
+        ),
+    },
+    "Cycling": {
+        "Road bikes": ("frame", ["carbon", "aluminium", "steel"], ["Aero", "Sprint", "Peloton", "Gravel"]),
+        "Bike lights": ("lumens", ["400", "800", "1200"], ["Beam", "Headlight", "Taillight", "Flash"]),
+        "Cycling apparel": ("cut", ["race", "relaxed"], ["Jersey", "Bib", "Gilet", "Chamois"]),
+    },
+    "Photography": {
+        "Analog cameras": (
+            "format",
+            ["35mm", "medium format"],
+            ["Rangefinder", "Shutter", "Reflex", "Viewfinder"],
+        ),
+        "Lenses": ("focal length", ["24mm", "50mm", "85mm"], ["Prime", "Aperture", "Bokeh", "Telephoto"]),
+        "Tripods": ("material", ["carbon fibre", "magnesium"], ["Tripod", "Ballhead", "Monopod", "Gimbal"]),
+    },
+    "Tea": {
+        "Green tea": ("origin", ["Shizuoka", "Hangzhou"], ["Sencha", "Matcha", "Gyokuro", "Longjing"]),
+        "Teapots": (
+            "material",
+            ["clay", "porcelain", "cast iron"],
+            ["Kyusu", "Yixing", "Gaiwan", "Tetsubin"],
+        ),
+        "Herbal infusions": (
+            "ingredient",
+            ["chamomile", "rooibos", "peppermint"],
+            ["Calm", "Sleepy", "Meadow", "Hibiscus"],
+        ),
+    },
+    "Knitting": {
+        "Yarn": ("fibre", ["merino", "alpaca", "cotton"], ["Skein", "Worsted", "Chunky", "Aran"]),
+        "Knitting needles": (
+            "needle size",
+            ["4mm", "6mm"],
+            ["Circular", "Bamboo", "Interchangeable", "Cable"],
+        ),
+        "Patterns": (
+            "skill",
+            ["beginner", "advanced"],
+            ["Sweater", "Shawl", "Beanie", "Mittens", "Cardigan"],
+        ),
+    },
+}
+
+# Descriptions of catalogues without categories: nothing in them names a domain or a topic.
+BLURBS = [
+    "A customer favourite.",
+    "Ships within two days.",
+    "Limited stock.",
+    "Back by popular demand.",
+    "Great as a gift.",
+    "New this season.",
+    "Made to last.",
+    "Small-batch production.",
+    "Rated highly by our staff.",
+    "Available while supplies last.",
+]
+SELLERS = ["Northwind", "Bluebird Goods", "Oakridge", "Mapleton & Co", "Harbor Street", "Fennel Brothers"]
+
 NOUNS = ["Kit", "Set", "Edition", "Collection", "Classic", "Deluxe", "Guide", "Pro", "Mini", "Series"]
 GOOD = ["Loved it", "Excellent quality", "Exactly what I wanted", "Great value", "Would buy again"]
 BAD = ["Disappointing", "Broke after a week", "Not worth the price", "Boring", "Would not recommend"]
@@ -120,31 +199,52 @@ class SyntheticData:
     item_topic: dict[str, str] = field(default_factory=dict)
 
 
-def make_catalog(items_per_topic: int = 15, seed: int = 0) -> tuple[Catalog, dict[str, str], dict[str, str]]:
-    """A catalogue over :data:`HIERARCHY`; returns it with item -> domain/topic truth."""
+def make_catalog(
+    items_per_topic: int = 15,
+    seed: int = 0,
+    *,
+    hierarchy: Mapping[str, Mapping[str, tuple[str, list[str], list[str]]]] = HIERARCHY,
+    categories: bool = True,
+) -> tuple[Catalog, dict[str, str], dict[str, str]]:
+    """A catalogue over ``hierarchy``; returns it with item -> domain/topic truth.
+
+    With ``categories=False`` items have no categories, their descriptions
+    are neutral sentences that name no domain or topic (attributes stay),
+    and item ids are shuffled so that neither the ids nor the order of the
+    catalogue give the topics away. Titles are the same either way.
+    """
     rng = random.Random(seed)
-    catalog = Catalog(source="synthetic")
-    item_domain: dict[str, str] = {}
-    item_topic: dict[str, str] = {}
+    blurb_rng = random.Random(seed + 7919)  # separate, so titles do not depend on ``categories``
+    items: list[tuple[Item, str, str]] = []
     n = 0
-    for domain, topics in HIERARCHY.items():
+    for domain, topics in hierarchy.items():
         for topic, (attr, values, words) in topics.items():
             for k in range(items_per_topic):
                 n += 1
                 iid = f"i{n:04d}"
                 title = f"{rng.choice(words)} {rng.choice(words)} {rng.choice(NOUNS)} {k + 1}"
                 value = values[k % len(values)]
-                catalog.add(
-                    Item(
-                        item_id=iid,
-                        title=title,
-                        categories=[domain, topic],
-                        description=f"{topic} ({domain.lower()}); {attr}: {value}.",
-                        attributes={attr: value},
-                    )
+                if categories:
+                    cats, desc = [domain, topic], f"{topic} ({domain.lower()}); {attr}: {value}."
+                else:
+                    cats, desc = [], f"{blurb_rng.choice(BLURBS)} Sold by {blurb_rng.choice(SELLERS)}."
+                item = Item(
+                    item_id=iid, title=title, categories=cats, description=desc, attributes={attr: value}
                 )
-                item_domain[iid] = domain
-                item_topic[iid] = topic
+                items.append((item, domain, topic))
+    if not categories:
+        ids = [item.item_id for item, _, _ in items]
+        blurb_rng.shuffle(ids)
+        for (item, _, _), iid in zip(items, ids, strict=True):
+            item.item_id = iid
+        items.sort(key=lambda x: x[0].item_id)
+    catalog = Catalog(source="synthetic")
+    item_domain: dict[str, str] = {}
+    item_topic: dict[str, str] = {}
+    for item, domain, topic in items:
+        catalog.add(item)
+        item_domain[item.item_id] = domain
+        item_topic[item.item_id] = topic
     return catalog, item_domain, item_topic
 
 
@@ -161,24 +261,79 @@ def _planted_time(rng: random.Random, rhythm: str, lo: float, hi: float) -> date
 
 
 def generate(
-    n_users: int = 30, items_per_topic: int = 15, events_per_user: tuple[int, int] = (25, 60), seed: int = 0
+    n_users: int = 30,
+    items_per_topic: int = 15,
+    events_per_user: tuple[int, int] = (25, 60),
+    seed: int = 0,
+    *,
+    hierarchy: Mapping[str, Mapping[str, tuple[str, list[str], list[str]]]] = HIERARCHY,
+    categories: bool = True,
 ) -> SyntheticData:
-    """Users with planted interests, sentiment, rhythms and trends."""
+    """Users with planted interests, sentiment, rhythms and trends.
+
+    Each user has 2 or 3 domains (1-2 topics each); every second user has a
+    fading and a rising domain, every fourth a disliked topic.
+    """
+    return _generate(
+        n_users,
+        items_per_topic,
+        events_per_user,
+        seed,
+        hierarchy,
+        categories,
+        n_domains=[2, 2, 3],
+        trend_every=2,
+    )
+
+
+def generate_planted_b(
+    n_users: int = 40,
+    seed: int = 1,
+    categories: bool = False,
+    *,
+    items_per_topic: int = 15,
+    events_per_user: tuple[int, int] = (25, 60),
+) -> SyntheticData:
+    """Planted logs over :data:`HIERARCHY_B`, by default with no categories.
+
+    Every user has exactly two domains, the first fading (its events in the
+    first 40% of the time span) and the second rising (the last 40%), 1-2
+    topics per domain, rhythms evening/weekend/any in turn, and every fourth
+    user a disliked topic (rated 1-2; liked ones 4-5).
+    """
+    return _generate(
+        n_users, items_per_topic, events_per_user, seed, HIERARCHY_B, categories, n_domains=[2], trend_every=1
+    )
+
+
+def _generate(
+    n_users: int,
+    items_per_topic: int,
+    events_per_user: tuple[int, int],
+    seed: int,
+    hierarchy: Mapping[str, Mapping[str, tuple[str, list[str], list[str]]]],
+    categories: bool,
+    *,
+    n_domains: list[int],
+    trend_every: int,
+) -> SyntheticData:
     rng = random.Random(seed)
-    catalog, item_domain, item_topic = make_catalog(items_per_topic, seed)
+    catalog, item_domain, item_topic = make_catalog(
+        items_per_topic, seed, hierarchy=hierarchy, categories=categories
+    )
     by_topic: dict[str, list[str]] = {}
     for iid, topic in item_topic.items():
         by_topic.setdefault(topic, []).append(iid)
-    domains = list(HIERARCHY)
+    domains = list(hierarchy)
     users: list[PlantedUser] = []
     events: list[Event] = []
     for u in range(n_users):
         uid = f"u{u + 1:03d}"
-        chosen = rng.sample(domains, rng.choice([2, 2, 3]))
-        topics = {d: rng.sample(list(HIERARCHY[d]), rng.choice([1, 2])) for d in chosen}
+        chosen = rng.sample(domains, rng.choice(n_domains))
+        topics = {d: rng.sample(list(hierarchy[d]), rng.choice([1, 2])) for d in chosen}
         rhythm = ["evening", "weekend", "any"][u % 3]
         user = PlantedUser(uid, chosen, topics, rhythm)
-        if len(chosen) >= 2 and u % 2 == 0:
+        if len(chosen) >= 2 and u % trend_every == 0:
             user.fading, user.rising = chosen[0], chosen[1]
         all_topics = [t for d in chosen for t in topics[d]]
         if len(all_topics) >= 2 and u % 4 == 1:
@@ -255,9 +410,11 @@ def synthetic_events(n_events: int, n_users: int, n_items: int, seed: int = 0) -
 
 __all__ = [
     "HIERARCHY",
+    "HIERARCHY_B",
     "PlantedUser",
     "SyntheticData",
     "generate",
+    "generate_planted_b",
     "make_catalog",
     "synthetic_events",
     "write_logs",
