@@ -13,12 +13,26 @@ from .common import sdk_command
 @click.option(
     "--draft", is_flag=True, help="Print the schema of the LLM's draft instead (with example item ids)."
 )
-def schema(draft: bool) -> None:
+@click.option(
+    "--structure",
+    type=click.Choice(["data", "model"]),
+    default="data",
+    show_default=True,
+    help="With --draft: the draft of a computed skeleton (two groups) or of free grouping.",
+)
+def schema(draft: bool, structure: str) -> None:
     """Print the JSON Schema of a profile (one line of profiles.jsonl)."""
     if draft:
-        from interests.draft import draft_model
+        from interests.draft import Slot, draft_model, skeleton_model
 
-        click.echo(json.dumps(draft_model(["ITEM_1", "ITEM_2"]).model_json_schema(), indent=2))
+        model = (
+            skeleton_model(
+                [[Slot(["ITEM_1", "ITEM_2"], ("brand: ACME",), with_text=True)], [Slot(["ITEM_3"])]]
+            )
+            if structure == "data"
+            else draft_model(["ITEM_1", "ITEM_2"])
+        )
+        click.echo(json.dumps(model.model_json_schema(), indent=2))
         return
     from interests.schema import profile_json_schema
 

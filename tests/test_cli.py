@@ -47,8 +47,11 @@ def test_schema_prints_the_profile_json_schema():
     assert res.exit_code == 0
     schema = json.loads(res.output)
     assert schema["title"] == "InterestProfile" and "domains" in schema["properties"]
-    draft = json.loads(CliRunner().invoke(cli, ["schema", "--draft"]).output)
+    draft = json.loads(CliRunner().invoke(cli, ["schema", "--draft", "--structure", "model"]).output)
     assert draft["$defs"]["DraftTopic"]["properties"]["item_ids"]["items"]["enum"] == ["ITEM_1", "ITEM_2"]
+    slots = json.loads(CliRunner().invoke(cli, ["schema", "--draft"]).output)["$defs"]
+    assert slots["Slot_d1_t1"]["properties"]["items"]["items"]["enum"] == ["ITEM_1", "ITEM_2"]
+    assert slots["Slot_d2_t1"]["properties"]["items"]["items"]["const"] == "ITEM_3"
 
 
 def test_models_list_shows_the_embedded_default():

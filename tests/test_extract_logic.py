@@ -8,7 +8,7 @@ import pytest
 
 from interests.extract import extract_profiles, sibling_path
 from interests.ingest import read_logs
-from interests.llm.fake import FakeBackend
+from interests.llm.fake import FakeBackend, schema_answer
 from interests.store import done_users, iter_jsonl, read_errors, read_profiles, repair
 
 
@@ -18,16 +18,8 @@ def logs(example_logs_dir):
 
 
 def _valid(request, attempt):
-    """A valid draft citing the first two items the prompt showed."""
-    schema = request.schema()
-    ids = schema["$defs"]["DraftTopic"]["properties"]["item_ids"]["items"]["enum"]
-    topic = {"name": "Favourites", "item_ids": ids[:2], "attributes": []}
-    if "text_sentiment" in schema["$defs"]["DraftTopic"]["properties"]:
-        topic["text_sentiment"] = "positive"
-    names = schema["$defs"]["DraftDomain"]["properties"]["name"].get("enum", ["Main"])
-    return json.dumps(
-        {"summary": "Likes the things in the log.", "domains": [{"name": names[0], "topics": [topic]}]}
-    ), "stop"
+    """A valid draft (either structure) citing the first two items the prompt showed of each group."""
+    return json.dumps(schema_answer(request.schema(), summary="Likes the things in the log.")), "stop"
 
 
 def test_every_user_gets_a_grounded_profile(logs, tmp_path):

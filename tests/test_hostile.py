@@ -268,7 +268,10 @@ def _run(script: Any, tmp_path: Path, name: str) -> tuple[FakeBackend, Path]:
     histories, cat = _hostile_logs()
     backend = FakeBackend(lambda r, a: (script(r, a), "stop"))
     out = tmp_path / f"{abs(hash(name))}" / "profiles.jsonl"
-    extract_profiles(histories, catalog=cat, output=out, backend=backend, batch_size=3, max_attempts=3)
+    # these scripts answer the free-grouping draft; structure 'data' is held by tests/test_skeleton.py
+    extract_profiles(
+        histories, catalog=cat, output=out, backend=backend, batch_size=3, max_attempts=3, structure="model"
+    )
     return backend, out
 
 

@@ -23,7 +23,7 @@ from interests.events import Catalog, Item
 from interests.extract import extract_profiles, sibling_path
 from interests.ingest import MAX_LINE_CHARS, REASONS, IngestError, Logs, read_logs
 from interests.llm.base import GenRequest
-from interests.llm.fake import FakeBackend
+from interests.llm.fake import FakeBackend, schema_answer
 from interests.schema import QuarantinedRow
 from interests.store import iter_jsonl
 
@@ -32,17 +32,9 @@ HEADER = "user,item,rating,timestamp,review\n"
 
 
 def _valid(request: GenRequest, attempt: int) -> tuple[str, str]:
-    """A valid draft citing the first two items the prompt showed."""
-    schema = request.schema()
-    items = schema["$defs"]["DraftTopic"]["properties"]["item_ids"]["items"]
-    ids = items.get("enum") or [items["const"]]
-    topic: dict[str, Any] = {"name": "Favourites", "item_ids": ids[:2], "attributes": []}
-    if "text_sentiment" in schema["$defs"]["DraftTopic"]["properties"]:
-        topic["text_sentiment"] = "positive"
-    name = schema["$defs"]["DraftDomain"]["properties"]["name"]
-    names = name.get("enum") or [name.get("const", "Main things")]
+    """A valid draft (either structure) citing the first two items the prompt showed of each group."""
     summary = "Likes the things in these logs very much."
-    return json.dumps({"summary": summary, "domains": [{"name": names[0], "topics": [topic]}]}), "stop"
+    return json.dumps(schema_answer(request.schema(), summary=summary)), "stop"
 
 
 def _fails_for_some(request: GenRequest, attempt: int) -> tuple[str, str]:

@@ -24,7 +24,7 @@ from interests.errors import ConfigError
 from interests.events import Catalog, Event, Item, UserHistory
 from interests.extract import extract_profiles, sibling_path
 from interests.llm.base import GenRequest
-from interests.llm.fake import FakeBackend
+from interests.llm.fake import FakeBackend, schema_answer
 from interests.privacy import (
     KEY_ENV,
     check_resume_ids,
@@ -169,7 +169,7 @@ def test_prompts_hold_no_pii() -> None:
 
 # --- end to end: what reaches the output files ---------------------------------------------------
 
-LINE = re.compile(r"^\[[^\]]+\] (.*)$", re.MULTILINE)
+LINE = re.compile(r"^\s*\[[^\]]+\] (.*)$", re.MULTILINE)
 
 
 def _log_lines(request: GenRequest) -> str:
@@ -177,15 +177,7 @@ def _log_lines(request: GenRequest) -> str:
 
 
 def _draft(request: GenRequest, summary: str) -> str:
-    schema = request.schema()
-    items = schema["$defs"]["DraftTopic"]["properties"]["item_ids"]["items"]
-    ids = items.get("enum") or [items["const"]]  # one item: a const
-    topic = {"name": "Gifts and more", "item_ids": ids[:1], "attributes": []}
-    if "text_sentiment" in schema["$defs"]["DraftTopic"]["properties"]:
-        topic["text_sentiment"] = "positive"
-    name = schema["$defs"]["DraftDomain"]["properties"]["name"]
-    names = name.get("enum") or [name.get("const", "Gifts")]
-    return json.dumps({"summary": summary, "domains": [{"name": names[0], "topics": [topic]}]})
+    return json.dumps(schema_answer(request.schema(), name="Gifts and more", summary=summary, n_items=1))
 
 
 def echo_valid(request: GenRequest, attempt: int) -> tuple[str, str]:
@@ -360,7 +352,7 @@ def test_extract_with_hashed_ids_writes_no_raw_id_and_resumes(tmp_path: Path) ->
     ]
     assert len(all_ids) == len(set(all_ids)) == len(histories)
     assert all(is_hashed(r.key) for call in backend.calls for r in call)
-    assert all("User: h_" in r.messages[1]["content"] for call in backend.calls for r in call)
+    assert all("Person h_" in r.messages[1]["content"] for call in backend.calls for r in call)
     # retrying the errors works on pseudonyms too
     res3 = extract_profiles(
         histories, catalog=cat, output=out, backend=FakeBackend(echo_valid), hash_key=KEY, retry_errors=True

@@ -14,21 +14,29 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from . import __version__
-from .draft import draft_model
+from .draft import draft_model, skeleton_model
 from .events import Catalog, UserHistory
 from .grounding import GroundingError, ground_profile, now_iso
+from .item_groups import ItemGroups, item_groups
 from .llm.base import Backend, GenRequest, GenResult
 from .privacy import check_resume_ids, pseudonymise
 from .prompting import DEFAULT_MAX_ITEMS, Prompt, PromptRenderer
 from .redact import Redactor
 from .schema import ErrorRecord, InterestProfile, Provenance
 from .signals import compute_signals, dataset_reference
+from .skeleton import Skeleton, SkeletonRules, build_skeleton
+from .skeleton_grounding import ground_skeleton
 from .store import append_lines, done_users, repair, rewrite_without
+
+if TYPE_CHECKING:
+    from .taxonomy.model import Taxonomy
+
+Structure = Literal["data", "model"]
 
 RAW_OUTPUT_CHARS = 4000
 
@@ -95,6 +103,7 @@ class _Job:
     failures: list[str] = field(default_factory=list)
     last: GenResult | None = None
     stage: str = "generate"
+    skeleton: Skeleton | None = None
 
 
 def _batches(seq: Sequence[str], n: int) -> Iterator[Sequence[str]]:
@@ -141,11 +150,18 @@ def extract_profiles(
     retry_errors: bool = False,
     on_batch: Callable[[ExtractResult, int], None] | None = None,
     hash_key: bytes | None = None,
+    structure: Structure = "data",
+    taxonomy: Taxonomy | None = None,
+    skeleton_rules: SkeletonRules | None = None,
 ) -> ExtractResult:
     """Write a grounded profile (or an error record) for every selected user.
 
     ``logs`` is a :class:`interests.ingest.Logs` or a mapping of user id to
-    :class:`UserHistory`. ``backend`` defaults to the in-process vLLM engine
+    :class:`UserHistory`. With ``structure="data"`` (the default) each user's
+    domains and topics are computed from the data (:mod:`interests.skeleton`:
+    catalogue categories, ``taxonomy`` when given, item clusters otherwise)
+    and the model only names them; ``structure="model"`` lets the model group
+    the items itself. ``backend`` defaults to the in-process vLLM engine
     on ``model`` (the embedded default when ``None``). With ``hash_key``, user
     ids are replaced by keyed pseudonyms (:mod:`interests.privacy`) in the
     prompts and in every record written; ``users`` are raw ids.
@@ -190,7 +206,10 @@ def extract_profiles(
     scale, latest = dataset_reference(histories.values())
     ref = as_of if as_of is not None else latest
     redactor = Redactor(enabled=redact)
-    renderer = PromptRenderer(prompt_dir, redactor=redactor)
+    if structure not in ("data", "model"):
+        raise ValueError(f"structure must be 'data' or 'model', not {structure!r}")
+    renderer = PromptRenderer(prompt_dir, redactor=redactor, skeleton=structure == "data")
+    groups = item_groups(histories, catalog, taxonomy=taxonomy) if structure == "data" and todo else None
     plan = attempt_plan(max_new_tokens, max_attempts)
     prompt_budget = backend.max_model_len - max(a.max_tokens for a in plan) - 8
     t0 = time.perf_counter()
@@ -209,6 +228,8 @@ def extract_profiles(
                 ref,
                 scale,
                 result,
+                groups,
+                skeleton_rules,
             )
             append_lines(output, profiles)
             append_lines(errors_path, records)
@@ -238,6 +259,8 @@ def _run_batch(
     as_of: float | None,
     scale: tuple[float, float] | None,
     result: ExtractResult,
+    groups: ItemGroups | None = None,
+    rules: SkeletonRules | None = None,
 ) -> tuple[list[InterestProfile], list[ErrorRecord]]:
     profiles: list[InterestProfile] = []
     records: list[ErrorRecord] = []
@@ -247,20 +270,26 @@ def _run_batch(
         h = histories[uid]
         try:
             signals[uid] = compute_signals(h, catalog, tz=tz, as_of=as_of, rating_scale=scale)
-            prompt = renderer.render(
-                h,
-                signals[uid],
-                catalog,
-                max_tokens=prompt_budget,
-                max_items=max_items,
-                count_tokens=backend.count_tokens,
-            )
+            skeleton = build_skeleton(h, groups, catalog, rules) if groups is not None else None
+            limits = {"max_tokens": prompt_budget, "max_items": max_items}
+            if skeleton is not None:
+                prompt = renderer.render_skeleton(
+                    h, signals[uid], skeleton, catalog, count_tokens=backend.count_tokens, **limits
+                )
+            else:
+                prompt = renderer.render(
+                    h, signals[uid], catalog, count_tokens=backend.count_tokens, **limits
+                )
             if prompt.tokens > prompt_budget:
                 raise ValueError(
-                    f"prompt needs {prompt.tokens} tokens even with one item; budget {prompt_budget}"
+                    f"prompt needs {prompt.tokens} tokens even with one item a group; budget {prompt_budget}"
                 )
-            model = draft_model(prompt.item_ids, with_text=prompt.with_text, domain_names=prompt.categories)
-            jobs[uid] = _Job(h, prompt, model)
+            model = (
+                skeleton_model(prompt.slots)
+                if prompt.slots is not None
+                else draft_model(prompt.item_ids, with_text=prompt.with_text, domain_names=prompt.categories)
+            )
+            jobs[uid] = _Job(h, prompt, model, skeleton=skeleton)
             result.truncated_prompts += int(prompt.truncated)
         except Exception as exc:  # a bad user must not stop the batch
             records.append(ErrorRecord(user_id=uid, stage="prompt", reason=str(exc), created_at=now_iso()))
@@ -291,16 +320,29 @@ def _run_batch(
                 job.failures.append(parsed)
                 still.append(out.key)
                 continue
+            provenance = _provenance(backend, renderer, job.prompt, n + 1)
+            prompt_text = "\n".join(m["content"] for m in job.prompt.messages)
             try:
-                profile = ground_profile(
-                    parsed,
-                    job.history,
-                    signals[out.key],
-                    catalog,
-                    allowed_items=job.prompt.item_ids,
-                    provenance=_provenance(backend, renderer, job.prompt, n + 1),
-                    prompt_text="\n".join(m["content"] for m in job.prompt.messages),
-                )
+                if job.skeleton is not None:
+                    profile = ground_skeleton(
+                        parsed,
+                        job.skeleton,
+                        job.history,
+                        signals[out.key],
+                        catalog,
+                        provenance=provenance,
+                        prompt_text=prompt_text,
+                    )
+                else:
+                    profile = ground_profile(
+                        parsed,
+                        job.history,
+                        signals[out.key],
+                        catalog,
+                        allowed_items=job.prompt.item_ids,
+                        provenance=provenance,
+                        prompt_text=prompt_text,
+                    )
             except GroundingError as exc:
                 job.stage = "ground"
                 job.failures.append(str(exc))

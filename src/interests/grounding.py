@@ -299,7 +299,7 @@ def computed_summary(domains: Sequence[Domain], trends: Sequence[Any]) -> str:
     if len(rated) >= 2:
         best = max(rated, key=lambda d: d.sentiment.rating or 0.0)
         worst = min(rated, key=lambda d: d.sentiment.rating or 0.0)
-        if best is not worst:
+        if best is not worst and (best.sentiment.rating or 0.0) - (worst.sentiment.rating or 0.0) >= 0.2:
             text += f" Rates {best.name} highest and {worst.name} lowest."
     moving = [f"{t.domain} {t.trend}" for t in trends if t.trend != "steady"]
     if moving:

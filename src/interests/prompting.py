@@ -23,13 +23,18 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from .draft import Slot
 from .errors import ConfigError
-from .events import Catalog, UserHistory
+from .events import Catalog, Event, UserHistory
 from .redact import Redactor
-from .signals import UserSignals
+from .signals import UserSignals, trend
+from .skeleton import Skeleton, node_events
 
 SYSTEM_TEMPLATE = "system.j2"
 USER_TEMPLATE = "user.j2"
+SKELETON_SYSTEM_TEMPLATE = "skeleton_system.j2"
+SKELETON_USER_TEMPLATE = "skeleton_user.j2"
+MAX_SLOT_ATTRIBUTES = 8
 TEXT_SNIPPET_CHARS = 160
 TITLE_CHARS = 90
 MAX_DOMAIN_CHOICES = 24
@@ -60,12 +65,24 @@ class Prompt:
     events_total: int
     truncated: bool
     tokens: int
+    slots: list[list[Slot]] | None = None  # structure "data": the skeleton's groups as decoder slots
 
 
 class PromptRenderer:
-    """Loads the templates once and renders users' prompts."""
+    """Loads the templates once and renders users' prompts.
 
-    def __init__(self, prompt_dir: str | Path | None = None, *, redactor: Redactor | None = None) -> None:
+    ``skeleton=True`` loads the templates of structure "data"
+    (``skeleton_system.j2``/``skeleton_user.j2``, rendered by
+    :meth:`render_skeleton`); otherwise those of free grouping.
+    """
+
+    def __init__(
+        self,
+        prompt_dir: str | Path | None = None,
+        *,
+        redactor: Redactor | None = None,
+        skeleton: bool = False,
+    ) -> None:
         loaders: list[jinja2.BaseLoader] = []
         if prompt_dir is not None:
             if not Path(prompt_dir).is_dir():
@@ -78,16 +95,21 @@ class PromptRenderer:
             autoescape=False,
             keep_trailing_newline=False,
         )
+        names = (
+            (SKELETON_SYSTEM_TEMPLATE, SKELETON_USER_TEMPLATE)
+            if skeleton
+            else (SYSTEM_TEMPLATE, USER_TEMPLATE)
+        )
         try:
-            self.system = self.env.get_template(SYSTEM_TEMPLATE)
-            self.user = self.env.get_template(USER_TEMPLATE)
+            self.system = self.env.get_template(names[0])
+            self.user = self.env.get_template(names[1])
             # the system prompt takes no variables: it is the prefix every user shares
             self._system_text = self.system.render().strip()
         except jinja2.TemplateError as exc:
             raise ConfigError(
-                f"prompt template error: {exc} (system.j2 takes no variables; see docs/prompts.md)"
+                f"prompt template error: {exc} ({names[0]} takes no variables; see docs/prompts.md)"
             ) from exc
-        sources = [self.env.loader.get_source(self.env, n)[0] for n in (SYSTEM_TEMPLATE, USER_TEMPLATE)]  # type: ignore[union-attr]
+        sources = [self.env.loader.get_source(self.env, n)[0] for n in names]  # type: ignore[union-attr]
         self.template_hash = hashlib.sha256("\0".join(sources).encode()).hexdigest()[:16]
         self.template_name = "custom" if prompt_dir is not None else "default"
         self.redactor = redactor or Redactor()
@@ -133,6 +155,78 @@ class PromptRenderer:
             truncated=keep < len(rows) or history.n_dropped > 0,
             tokens=tokens,
         )
+
+    def render_skeleton(
+        self,
+        history: UserHistory,
+        signals: UserSignals,
+        skeleton: Skeleton,
+        catalog: Catalog | None = None,
+        *,
+        max_tokens: int = 3000,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        count_tokens: TokenCounter = approx_tokens,
+    ) -> Prompt:
+        """Messages for one user's skeleton: every group, with its most recent items, within the budget."""
+        cat = catalog or Catalog()
+        rows = {r["id"]: r for r in _item_rows(history, cat, self.redactor)}
+        events = {t.key: node_events(history, t.item_ids) for _, t in skeleton.topics()}
+        keep = max(max_items, len(skeleton.topics()))
+        view = _skeleton_view(skeleton, history, rows, events, cat, keep)
+        messages = self._skeleton_messages(history.user_id, signals, view)
+        tokens = count_tokens(messages)
+        if tokens > max_tokens:
+            lo, hi = 1, keep - 1  # largest item budget whose prompt fits (every topic keeps one item)
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                v = _skeleton_view(skeleton, history, rows, events, cat, mid)
+                if count_tokens(self._skeleton_messages(history.user_id, signals, v)) <= max_tokens:
+                    lo = mid + 1
+                else:
+                    hi = mid - 1
+            view = _skeleton_view(skeleton, history, rows, events, cat, max(hi, 1))
+            messages = self._skeleton_messages(history.user_id, signals, view)
+            tokens = count_tokens(messages)
+        shown = [it["id"] for d in view for t in d["topics"] for it in t["rows"]]
+        slots = [
+            [
+                Slot(
+                    [it["id"] for it in t["rows"]],
+                    tuple(t["attributes"]),
+                    with_text=any(it["text"] for it in t["rows"]),
+                )
+                for t in d["topics"]
+            ]
+            for d in view
+        ]
+        return Prompt(
+            user_id=history.user_id,
+            messages=messages,
+            item_ids=shown,
+            categories=[],
+            with_text=any(s.with_text for ss in slots for s in ss),
+            events_used=sum(rows[i]["n_events"] for i in shown),
+            events_total=len(history.events) + history.n_dropped,
+            truncated=len(shown) < len(rows) or history.n_dropped > 0,
+            tokens=tokens,
+            slots=slots,
+        )
+
+    def _skeleton_messages(self, user_id: str, signals: UserSignals, view: list[dict[str, Any]]) -> Messages:
+        stats, tp = signals.stats, signals.time_patterns
+        context = {
+            "user_id": user_id,
+            "stats": stats,
+            "scale": _fmt_scale(stats.rating_scale),
+            "first_seen": (tp.first_seen or "")[:10],
+            "last_seen": (tp.last_seen or "")[:10],
+            "groups": view,
+            "with_text": any(it["text"] for d in view for t in d["topics"] for it in t["rows"]),
+        }
+        return [
+            {"role": "system", "content": self._system_text},
+            {"role": "user", "content": self.user.render(**context).strip()},
+        ]
 
     def _messages(
         self, user_id: str, signals: UserSignals, rows: list[dict[str, Any]], keep: int, with_text: bool
@@ -199,6 +293,79 @@ def _item_rows(history: UserHistory, catalog: Catalog, redactor: Redactor) -> li
             row["text"] = _clip(f"{row['text']}; {text}" if row["text"] else text, TEXT_SNIPPET_CHARS)
         rows[e.item_id] = row  # re-insert: dict order = order of last interaction
     return list(rows.values())
+
+
+def _hint(key: str, label: str, source: str) -> str:
+    if source == "cluster":
+        return f'"{label.replace(" / ", " ")}" (common words)'
+    if source == "other":
+        return f'"{label}" (items of no single topic)'
+    return f'"{label}"'
+
+
+def _mean_rating(events: list[Event]) -> str:
+    ratings = [e.rating for e in events if e.rating is not None]
+    return f"{sum(ratings) / len(ratings):.1f}" if ratings else ""
+
+
+def _share_items(counts: list[int], budget: int) -> list[int]:
+    """Split ``budget`` shown items over groups in proportion to their item counts, at least one each."""
+    shares = [min(1, c) for c in counts]
+    for _ in range(budget - sum(shares)):
+        open_ = [k for k, c in enumerate(counts) if c > shares[k]]
+        if not open_:
+            break
+        k = max(open_, key=lambda k: counts[k] / shares[k])
+        shares[k] += 1
+    return shares
+
+
+def _skeleton_view(
+    skeleton: Skeleton,
+    history: UserHistory,
+    rows: dict[str, dict[str, Any]],
+    events: dict[str, list[Event]],
+    catalog: Catalog,
+    budget: int,
+) -> list[dict[str, Any]]:
+    """What the template shows of each group: shares, ratings, trend, hint, attributes, recent items."""
+    pairs = skeleton.topics()
+    shown = _share_items([len(t.item_ids) for _, t in pairs], budget)
+    per_topic = {t.key: n for (_, t), n in zip(pairs, shown, strict=True)}
+    total = max(skeleton.n_events, 1)
+    view = []
+    for d_i, d in enumerate(skeleton.domains, start=1):
+        d_events = [e for t in d.topics for e in events[t.key]]
+        member = set(d.item_ids)
+        label, _ = trend(history.events, [e.item_id in member for e in history.events])
+        topics = []
+        for t_i, t in enumerate(d.topics, start=1):
+            n = per_topic[t.key]
+            attrs = Counter(
+                f"{a}: {v}" for i in t.item_ids for a, v in catalog.get_item(i).attributes.items() if v
+            )
+            topics.append(
+                {
+                    "slot": f"d{d_i}.t{t_i}",
+                    "share": round(100 * t.n_events / max(d.n_events, 1)),
+                    "rating": _mean_rating(events[t.key]),
+                    "hint": _hint(t.key, t.label, t.source),
+                    "attributes": [a for a, _ in attrs.most_common(MAX_SLOT_ATTRIBUTES)],
+                    "rows": [rows[i] for i in t.item_ids[-n:]],
+                    "hidden": max(len(t.item_ids) - n, 0),
+                }
+            )
+        view.append(
+            {
+                "slot": f"d{d_i}",
+                "share": round(100 * d.n_events / total),
+                "rating": _mean_rating(d_events),
+                "trend": label,
+                "hint": _hint(d.key, d.label, d.source),
+                "topics": topics,
+            }
+        )
+    return view
 
 
 def _omitted(hidden: list[dict[str, Any]]) -> dict[str, Any]:

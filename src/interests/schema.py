@@ -20,7 +20,10 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION: Final = "1.0"
+SCHEMA_VERSION: Final = "1.1"
+#: versions this code reads: 1.1 added ``key``/``name_source`` on nodes and ``provenance.structure``
+SchemaVersion = Literal["1.0", "1.1"]
+NameSource = Literal["model", "computed"]
 
 TextSentiment = Literal["positive", "neutral", "negative", "mixed"]
 Trend = Literal["rising", "steady", "fading"]
@@ -55,19 +58,33 @@ class Topic(_Strict):
     """L2: a topic inside a domain, grounded in the user's own items."""
 
     name: str
-    weight: float = Field(ge=0.0, le=1.0, description="share of the domain's evidence")
+    weight: float = Field(
+        ge=0.0, le=1.0, description="share of the domain's events (structure 'data') or cited items ('model')"
+    )
     sentiment: Sentiment = Field(default_factory=Sentiment)
     item_ids: list[str] = Field(min_length=1, description="evidence: ids of the user's own items")
     attributes: list[Attribute] = Field(default_factory=list)
+    key: str | None = Field(default=None, description="the data group behind the node (structure 'data')")
+    name_source: NameSource | None = Field(
+        default=None, description="'model' when the LLM's name passed grounding, 'computed' for the fallback"
+    )
 
 
 class Domain(_Strict):
     """L1: a coarse interest domain."""
 
     name: str
-    weight: float = Field(ge=0.0, le=1.0, description="share of the user's cited evidence")
+    weight: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="share of the profile's events (structure 'data') or cited items ('model')",
+    )
     sentiment: Sentiment = Field(default_factory=Sentiment)
     topics: list[Topic] = Field(min_length=1)
+    key: str | None = Field(default=None, description="the data group behind the node (structure 'data')")
+    name_source: NameSource | None = Field(
+        default=None, description="'model' when the LLM's name passed grounding, 'computed' for the fallback"
+    )
 
 
 class DomainTrend(_Strict):
@@ -132,6 +149,10 @@ class Provenance(_Strict):
     events_total: int
     truncated: bool
     attempts: int = 1
+    structure: Literal["data", "model"] = Field(
+        default="model",
+        description="'data': groups computed from the data, named by the model; 'model': the model grouped",
+    )
     summary_source: Literal["model", "computed"] = Field(
         default="model", description="'computed' when the model's summary failed the soundness checks"
     )
@@ -144,7 +165,7 @@ class Provenance(_Strict):
 class InterestProfile(_Strict):
     """A user's hierarchical interest profile (one line of ``profiles.jsonl``)."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     user_id: str
     summary: str
     domains: list[Domain]
@@ -161,7 +182,7 @@ class InterestProfile(_Strict):
 class ErrorRecord(_Strict):
     """A user for whom no profile could be made (one line of the errors file)."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     user_id: str
     stage: Literal["ingest", "prompt", "generate", "validate", "ground"]
     reason: str

@@ -11,9 +11,18 @@ _LAZY = {
     "VLLMBackend": "interests.llm.vllm_local",
     "ServerBackend": "interests.llm.server",
     "FakeBackend": "interests.llm.fake",
+    "schema_answer": "interests.llm.fake",
 }
 
-__all__ = ["Backend", "FakeBackend", "GenRequest", "GenResult", "ServerBackend", "VLLMBackend"]
+__all__ = [
+    "Backend",
+    "FakeBackend",
+    "GenRequest",
+    "GenResult",
+    "ServerBackend",
+    "VLLMBackend",
+    "schema_answer",
+]
 
 
 def __getattr__(name: str) -> Any:

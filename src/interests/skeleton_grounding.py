@@ -1,0 +1,238 @@
+"""Structure "data": a skeleton plus the model's words -> an :class:`InterestProfile`.
+
+The skeleton (:mod:`interests.skeleton`) fixed which items form each domain
+and topic; here every node gets
+
+* its **items**: all of the group's items, the model's chosen examples first;
+* its **weight**, **rating sentiment** and (for domains) **trend**, computed
+  over all the user's events on the group's items, never over what the model
+  cited;
+* its **name**: the model's, when it passes :func:`node_name_ok`, else the
+  group's computed label (category name, taxonomy label, or the cluster's
+  most distinctive words); ``name_source`` records which;
+* its **attributes**: those the model chose (from the values the items
+  carry) plus values most of the items share;
+* **text sentiment** only where the user wrote text about the group.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
+
+from pydantic import BaseModel
+
+from .events import Catalog, Event, UserHistory
+from .grounding import (
+    _all_categories,
+    _attributes,
+    _sentiment,
+    computed_summary,
+    name_is_sound,
+    summary_is_sound,
+)
+from .schema import Attribute, Domain, InterestProfile, NameSource, Provenance, Topic
+from .signals import UserSignals, subset_trend
+from .skeleton import Skeleton, SkeletonDomain, SkeletonTopic
+
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+#: words of a node's catalogue text a name must share (by this prefix length) to be about the node
+PREFIX = 4
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).strip(" .-:").casefold()
+
+
+def _content_words(text: str) -> list[str]:
+    return [w.casefold() for w in _WORD.findall(text) if len(w) >= 3]
+
+
+def node_vocabulary(item_ids: Sequence[str], catalog: Catalog, label: str = "") -> set[str]:
+    """Word prefixes of the node's catalogue text (titles, descriptions, categories, attributes, label)."""
+    texts = [label]
+    for i in item_ids:
+        item = catalog.get_item(i)
+        texts += [item.title, item.description, *item.categories, *item.attributes.values()]
+    return {w[:PREFIX] for t in texts for w in _content_words(t)}
+
+
+def node_name_ok(
+    name: str,
+    *,
+    vocabulary: set[str],
+    titles: set[str],
+    item_ids: set[str],
+    foreign: set[str],
+    attribute_values: set[str] = frozenset(),  # type: ignore[assignment]
+) -> bool:
+    """Whether a model's name can stand for a node.
+
+    Rejected: debris or loops (``A: A: A:``, ``Bop Bop``), fewer than three
+    letters, an item id or title, a bare attribute value (a brand is not an
+    interest), the name of a group the node's items do not belong to
+    (``foreign``), and a name with no word from the node's own catalogue text.
+    """
+    n = _norm(name)
+    words = _content_words(name)
+    if not n or not words or not name_is_sound(name) or sum(c.isalpha() for c in n) < 3:
+        return False
+    raw = n.replace(":", " ").split()
+    if any(a == b for a, b in pairwise(raw)) or max(Counter(raw).values()) >= 3:
+        return False
+    if n in item_ids or n in titles or any(len(t) > 8 and t in n for t in titles):
+        return False
+    if n in attribute_values or n in foreign:
+        return False
+    return any(w[:PREFIX] in vocabulary for w in words)
+
+
+def _name(
+    model_name: str | None,
+    node: SkeletonDomain | SkeletonTopic,
+    item_ids: Sequence[str],
+    catalog: Catalog,
+    used: set[str],
+    foreign: set[str],
+    check_attributes: bool,
+) -> tuple[str, NameSource]:
+    items = [catalog.get_item(i) for i in item_ids]
+    clean = " ".join((model_name or "").split()).strip(" .-:")
+    ok = node_name_ok(
+        clean,
+        vocabulary=node_vocabulary(item_ids, catalog, node.label),
+        titles={_norm(it.title) for it in items if it.title},
+        item_ids={i.casefold() for i in item_ids},
+        foreign=foreign,
+        attribute_values={_norm(v) for it in items for v in it.attributes.values()}
+        if check_attributes
+        else set(),
+    )
+    if ok and _norm(clean) not in used:
+        used.add(_norm(clean))
+        return clean, "model"
+    label = node.label
+    k = 2
+    while _norm(label) in used:
+        label, k = f"{node.label} ({k})", k + 1
+    used.add(_norm(label))
+    return label, "computed"
+
+
+def ground_skeleton(
+    draft: BaseModel,
+    skeleton: Skeleton,
+    history: UserHistory,
+    signals: UserSignals,
+    catalog: Catalog | None,
+    *,
+    provenance: Provenance,
+    prompt_text: str = "",
+) -> InterestProfile:
+    """Fill the skeleton with the draft's words (the grounding stage of structure "data")."""
+    cat = catalog or Catalog()
+    by_item: dict[str, list[Event]] = {}
+    for e in history.events:
+        by_item.setdefault(e.item_id, []).append(e)
+    scale = signals.stats.rating_scale
+    labels = {_norm(d.label) for d in skeleton.domains} | {_norm(t.label) for _, t in skeleton.topics()}
+    used: set[str] = set()
+    total = max(skeleton.n_events, 1)
+    domains: list[Domain] = []
+    from_model = 0
+    for d_i, d in enumerate(skeleton.domains, start=1):
+        d_draft: Any = getattr(draft, f"d{d_i}", None)
+        d_items = d.item_ids
+        own = {_norm(c) for i in d_items for c in cat.get_item(i).categories} | {_norm(d.label)}
+        d_name, d_src = _name(
+            getattr(d_draft, "name", None), d, d_items, cat, used, (labels | _all_categories(cat)) - own, True
+        )
+        topics: list[Topic] = []
+        for t_i, t in enumerate(d.topics, start=1):
+            t_draft: Any = getattr(d_draft, f"t{t_i}", None)
+            t_own = {_norm(c) for i in t.item_ids for c in cat.get_item(i).categories} | {_norm(t.label)}
+            t_name, t_src = _name(
+                getattr(t_draft, "name", None),
+                t,
+                t.item_ids,
+                cat,
+                used | {_norm(d_name)},
+                (labels | _all_categories(cat)) - t_own,
+                False,
+            )
+            used.add(_norm(t_name))
+            from_model += t_src == "model"
+            chosen = [i for i in getattr(t_draft, "items", []) if i in set(t.item_ids)]
+            ids = list(dict.fromkeys([*chosen, *sorted(t.item_ids, key=lambda i: -len(by_item[i]))]))
+            model_attrs = [_attr(a) for a in getattr(t_draft, "attributes", [])]
+            has_text = any(e.text for i in t.item_ids for e in by_item[i])
+            text = getattr(t_draft, "text_sentiment", None) if has_text else None
+            topics.append(
+                Topic(
+                    name=t_name,
+                    weight=round(t.n_events / max(d.n_events, 1), 4),
+                    sentiment=_sentiment(t.item_ids, by_item, scale, text),
+                    item_ids=ids,
+                    attributes=_attributes(model_attrs, ids, cat, set(by_item)),
+                    key=t.key,
+                    name_source=t_src,
+                )
+            )
+        from_model += d_src == "model"
+        texts = [t.sentiment.text for t in topics if t.sentiment.text]
+        domains.append(
+            Domain(
+                name=d_name,
+                weight=round(d.n_events / total, 4),
+                sentiment=_sentiment(
+                    d_items, by_item, scale, Counter(texts).most_common(1)[0][0] if texts else None
+                ),
+                topics=topics,
+                key=d.key,
+                name_source=d_src,
+            )
+        )
+    cited = {i for d in skeleton.domains for i in d.item_ids}
+    stats = signals.stats.model_copy(
+        update={"evidence_coverage": round(len(cited) / max(signals.stats.n_items, 1), 4)}
+    )
+    tp = signals.time_patterns.model_copy(
+        update={
+            "by_domain": [
+                subset_trend(dom.name, history.events, [e.item_id in set(d.item_ids) for e in history.events])
+                for dom, d in zip(domains, skeleton.domains, strict=True)
+            ]
+        }
+    )
+    summary = " ".join(str(getattr(draft, "summary", "")).split())
+    titles = {cat.get_item(i).title.casefold() for i in cited}
+    vocab = {w for d in domains for w in _content_words(d.name + " " + " ".join(t.name for t in d.topics))}
+    vocab |= {w for i in cited for w in _content_words(cat.get_item(i).title)}
+    n_nodes = len(domains) + sum(len(d.topics) for d in domains)
+    update: dict[str, Any] = {"structure": "data", "names_replaced": n_nodes - from_model}
+    if not summary_is_sound(summary, titles, prompt_text, vocab):
+        summary = computed_summary(domains, tp.by_domain)
+        update["summary_source"] = "computed"
+    texts = [d.sentiment.text for d in domains if d.sentiment.text]
+    return InterestProfile(
+        user_id=history.user_id,
+        summary=summary,
+        domains=domains,
+        sentiment=signals.sentiment.model_copy(
+            update={"text": Counter(texts).most_common(1)[0][0] if texts else None}
+        ),
+        time_patterns=tp,
+        stats=stats,
+        provenance=provenance.model_copy(update=update),
+    )
+
+
+def _attr(value: str) -> Attribute:
+    name, _, val = value.partition(": ")
+    return Attribute(name=name, value=val)
+
+
+__all__ = ["ground_skeleton", "node_name_ok", "node_vocabulary"]

@@ -1,0 +1,263 @@
+"""Structure "data": skeletons from the data, schemas from skeletons, names checked, L3 over all events."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from interests.draft import Slot, skeleton_model
+from interests.events import Catalog, Event, Item, UserHistory
+from interests.extract import extract_profiles
+from interests.item_groups import item_groups
+from interests.llm.base import GenRequest
+from interests.llm.fake import FakeBackend, schema_answer
+from interests.planted_score import score_profiles
+from interests.signals import compute_signals
+from interests.skeleton import SkeletonRules, build_skeleton
+from interests.skeleton_grounding import ground_skeleton, node_name_ok
+from interests.store import read_profiles
+from interests.synthetic import generate, generate_planted_b
+from interests.taxonomy.planted import planted_histories
+
+DAY = 86400.0
+
+
+def _catalog() -> Catalog:
+    items = {
+        # a category path: domain first, topic second
+        **{f"f{k}": Item(f"f{k}", f"Star Film {k}", ["Films", "Space opera"]) for k in range(4)},
+        **{f"n{k}": Item(f"n{k}", f"Noir Film {k}", ["Films", "Noir"]) for k in range(3)},
+        **{
+            f"c{k}": Item(
+                f"c{k}", f"Espresso Pot {k}", ["Coffee", "Espresso"], attributes={"brand": "Caffora"}
+            )
+            for k in range(3)
+        },
+        # an item in two categories of two domains
+        "x": Item("x", "Coffee in Space", ["Films", "Coffee"]),
+        # a tiny interest: one event
+        "b": Item("b", "Bread Book", ["Baking", "Sourdough"]),
+    }
+    return Catalog(items)
+
+
+def _history(item_ids: list[str], user: str = "u") -> UserHistory:
+    return UserHistory(user, [Event(user, i, 1_600_000_000 + k * DAY, 5.0) for k, i in enumerate(item_ids)])
+
+
+def test_category_skeleton_groups_every_supported_interest_once() -> None:
+    cat = _catalog()
+    h = _history(["f0", "f1", "f2", "f3", "n0", "n1", "n2", "c0", "c1", "c2", "x", "b", "f0"])
+    sk = build_skeleton(h, item_groups({"u": h}, cat), cat)
+    assert sk.source == "category"
+    assert [d.key for d in sk.domains] == ["Films", "Coffee"]  # strongest first; Baking below support
+    films = sk.domains[0]
+    assert [t.key for t in films.topics] == ["Space opera", "Noir", "Films/other"]
+    assert films.n_events == 9 and films.topics[0].n_events == 5  # f0 twice: events, not items
+    assert [t.key for t in sk.domains[1].topics] == ["Espresso"]
+    assert sk.left_out == ["b"]
+    # nothing twice: every grouped item sits in exactly one topic
+    placed = [i for _, t in sk.topics() for i in t.item_ids]
+    assert len(placed) == len(set(placed)) and set(placed) | set(sk.left_out) == {e.item_id for e in h.events}
+    # the item in two domains goes to the one with more of the user's events
+    assert "x" in films.item_ids
+
+
+def test_attribute_values_split_a_domain_only_when_categories_do_not() -> None:
+    cat = Catalog(
+        {
+            **{
+                f"a{k}": Item(f"a{k}", f"Shoe {k}", ["Running"], attributes={"brand": "Ridge"})
+                for k in range(3)
+            },
+            **{
+                f"b{k}": Item(f"b{k}", f"Vest {k}", ["Running"], attributes={"brand": "Aqua"})
+                for k in range(3)
+            },
+        }
+    )
+    h = _history([f"a{k}" for k in range(3)] + [f"b{k}" for k in range(3)])
+    sk = build_skeleton(h, item_groups({"u": h}, cat), cat)
+    assert [d.key for d in sk.domains] == ["Running"]
+    assert sorted(t.key for t in sk.domains[0].topics) == ["brand: Aqua", "brand: Ridge"]
+
+
+def test_a_short_history_still_gets_a_group_and_caps_hold() -> None:
+    cat = _catalog()
+    h = _history(["b"])
+    sk = build_skeleton(h, item_groups({"u": h}, cat), cat)
+    assert [d.key for d in sk.domains] == ["Baking"] and not sk.left_out
+    h2 = _history(["f0", "f1", "f2", "n0", "n1", "n2", "c0", "c1", "c2"])
+    capped = build_skeleton(h2, item_groups({"u": h2}, cat), cat, SkeletonRules(max_domains=1, max_topics=1))
+    assert len(capped.domains) == 1 and len(capped.domains[0].topics) == 2  # one topic plus "other"
+
+
+def test_items_without_categories_are_grouped_by_behaviour_and_text() -> None:
+    data = generate(n_users=24, seed=0, categories=False)
+    histories = planted_histories(data)
+    groups = item_groups(histories, data.catalog)
+    assert groups.source == "cluster"
+    sk = build_skeleton(histories["u001"], groups, data.catalog)
+    for d in sk.domains:
+        planted = [data.item_domain[i] for i in d.item_ids]
+        assert max(planted.count(p) for p in planted) >= 0.9 * len(planted)  # coherent groups
+        assert d.label != d.key and d.label[0].isupper()  # a label from distinctive words, not "c3"
+
+
+def test_schema_from_skeleton_fixes_the_groups_and_their_evidence() -> None:
+    model = skeleton_model([[Slot(["a", "b"], ("brand: X",)), Slot(["c"], with_text=True)], [Slot(["d"])]])
+    ok = {
+        "d1": {
+            "name": "Films",
+            "t1": {"name": "Space", "items": ["a"], "attributes": ["brand: X"]},
+            "t2": {"name": "Noir", "items": ["c"], "text_sentiment": "mixed"},
+        },
+        "d2": {"name": "Coffee", "t1": {"name": "Espresso", "items": ["d"]}},
+        "summary": "Likes films and coffee a lot.",
+    }
+    model.model_validate(ok)
+    bad = [
+        ("another group's item", ["d1", "t1", "items"], ["d"]),
+        ("an attribute the items lack", ["d1", "t1", "attributes"], ["brand: Y"]),
+        ("a dropped group", ["d2"], None),
+    ]
+    for why, path, value in bad:
+        draft = json.loads(json.dumps(ok))
+        node = draft
+        for key in path[:-1]:
+            node = node[key]
+        if value is None:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+        with pytest.raises(ValidationError):
+            model.model_validate(draft)
+        assert why
+    merged = {**ok, "d3": ok["d2"]}
+    with pytest.raises(ValidationError):
+        model.model_validate(merged)  # no extra group either
+    schema = model.model_json_schema()
+    assert schema["$defs"]["Slot_d1_t1"]["properties"]["items"]["items"]["enum"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("Jazz singers", True),
+        ("Jazz records", True),
+        ("A: A: A: A: A:", False),
+        ("Bop Bop", False),
+        ("Ballad Velvet Set 5", False),  # an item title
+        ("i0175", False),
+        ("Board games", False),  # the name of a group these items are not in
+        ("Kestrel", False),  # a bare brand
+        ("Loved it", False),  # nothing from the items' catalogue text
+        ("d1.t1", False),
+    ],
+)
+def test_node_names_must_be_about_the_node(name: str, ok: bool) -> None:
+    vocabulary = {w[:4] for w in "jazz records ballad velvet set vocals kestrel".split()}
+    assert (
+        node_name_ok(
+            name,
+            vocabulary=vocabulary,
+            titles={"ballad velvet set 5"},
+            item_ids={"i0175"},
+            foreign={"board games"},
+            attribute_values={"kestrel"},
+        )
+        is ok
+    )
+
+
+def _cite_first(request: GenRequest, attempt: int) -> tuple[str, str]:
+    """A model that names every group "Data stuff" and cites one item per slot."""
+    return json.dumps(schema_answer(request.schema(), name="Data stuff", n_items=1)), "stop"
+
+
+def test_l3_describes_the_user_whatever_the_model_cites(tmp_path: Path) -> None:
+    data = generate_planted_b(n_users=12, categories=True)
+    histories = planted_histories(data)
+    out = tmp_path / "p.jsonl"
+    res = extract_profiles(histories, catalog=data.catalog, output=out, backend=FakeBackend(_cite_first))
+    assert res.profiles == 12
+    truth = {"users": [dataclasses.asdict(u) for u in data.users], **_truth_maps(data)}
+    profiles = read_profiles(out)
+    score = score_profiles(profiles, truth)
+    assert score["domain_recall"] == 1.0 and score["domain_coherence"] == 1.0 and score["topic_recall"] == 1.0
+    assert score["trend_accuracy"] == 1.0 and score["duplicate_topics"] == 0
+    for p in profiles:
+        assert p.provenance.structure == "data"
+        # every event of the user on a node's items counts, not only the one item the model cited
+        assert sum(t.sentiment.n_ratings for d in p.domains for t in d.topics) == p.stats.n_rated
+        # "Data stuff" is about nothing in the catalogue: every name fell back to the computed label
+        assert all(d.name_source == "computed" and d.name == d.key for d in p.domains)
+
+
+def _truth_maps(data: object) -> dict[str, dict[str, str]]:
+    return {"item_domain": data.item_domain, "item_topic": data.item_topic}  # type: ignore[attr-defined]
+
+
+def test_planted_log_without_categories_meets_the_structure_floors(tmp_path: Path) -> None:
+    """The no-category planted log (vocabulary unlike the examples): the skeleton alone meets the floors."""
+    data = generate_planted_b(categories=False)
+    histories = planted_histories(data)
+    out = tmp_path / "p.jsonl"
+    extract_profiles(histories, catalog=data.catalog, output=out, backend=FakeBackend())
+    truth = {"users": [dataclasses.asdict(u) for u in data.users], **_truth_maps(data)}
+    s = score_profiles(read_profiles(out), truth)
+    assert s["domain_recall"] >= 0.9 and s["domain_coherence"] >= 0.95 and s["topic_recall"] >= 0.8, s
+    assert s["duplicate_topics"] == 0 and s["trend_accuracy"] >= 0.9 and s["sentiment_order"] == 1.0, s
+
+
+def test_grounding_keeps_a_sound_model_name_and_records_its_source() -> None:
+    cat = _catalog()
+    h = _history(["f0", "f1", "f2", "n0", "n1", "n2"])
+    sk = build_skeleton(h, item_groups({"u": h}, cat), cat)
+    model = skeleton_model([[Slot(t.item_ids) for t in d.topics] for d in sk.domains])
+    draft = model.model_validate(
+        {
+            "d1": {
+                "name": "Film nights",
+                "t1": {"name": "Noir classics", "items": ["n2"]},  # equal support: topics by key
+                "t2": {"name": "Bop Bop", "items": ["f0"]},
+            },
+            "summary": "Watches star films and noir films at home.",
+        }
+    )
+    from conftest import make_provenance
+
+    p = ground_skeleton(draft, sk, h, compute_signals(h, cat), cat, provenance=make_provenance())
+    d = p.domains[0]
+    assert (d.name, d.name_source) == ("Film nights", "model")
+    assert [(t.name, t.name_source) for t in d.topics] == [
+        ("Noir classics", "model"),
+        ("Space opera", "computed"),
+    ]
+    assert d.topics[0].item_ids[0] == "n2"  # the model's example first, then the rest of the group
+    assert sorted(d.topics[0].item_ids) == ["n0", "n1", "n2"]
+    assert p.provenance.names_replaced == 1 and p.provenance.summary_source == "model"
+    assert [t.weight for t in d.topics] == [0.5, 0.5]
+
+
+def test_a_shared_taxonomy_groups_items_of_a_catalogue_without_categories() -> None:
+    """--taxonomy: a taxonomy built earlier gives every user the same broader domains."""
+    from interests.taxonomy import build_taxonomy
+    from interests.taxonomy.planted import planted_profiles
+
+    data = generate(n_users=24, seed=0)
+    histories = planted_histories(data)
+    tax = build_taxonomy(planted_profiles(data, histories, name_noise=0.0), data.catalog, encoder="hashing")
+    bare = Catalog({i: Item(i, it.title) for i, it in data.catalog.items()})  # the categories are gone
+    groups = item_groups(histories, bare, taxonomy=tax)
+    assert groups.source == "taxonomy"
+    sk = build_skeleton(histories["u001"], groups, bare)
+    assert {d.key for d in sk.domains} <= set(tax.domain_ids)
+    assert all(d.label == (tax.domain(d.key).llm_label or tax.domain(d.key).label) for d in sk.domains)
+    for d in sk.domains:
+        planted = [data.item_domain[i] for i in d.item_ids]
+        assert max(planted.count(p) for p in planted) >= 0.9 * len(planted)
