@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,19 @@ def test_repair_cuts_only_a_partial_last_line(tmp_path):
     assert repair(p) == 4
     assert p.read_text() == '{"a": 1}\n{"b": 2}\n'
     assert repair(p) == 0
+
+
+def test_show_profiles_example_prints_every_profile(logs, tmp_path):
+    """examples/show_profiles.py (what `make demo` prints) on profiles of structure "data"."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "p.jsonl"
+    extract_profiles(logs, output=out, backend=FakeBackend(_valid), limit=3)
+    script = Path(__file__).resolve().parent.parent / "examples" / "show_profiles.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\nu0") + proc.stdout.startswith("u0") == 3
+    assert "3 profiles; 0 of " in proc.stdout and "Jazz records*" in proc.stdout  # "Favourites" was refused
