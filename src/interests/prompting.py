@@ -127,20 +127,12 @@ class PromptRenderer:
         """Messages for one user: the most recent items that fit ``max_tokens``."""
         rows = _item_rows(history, catalog or Catalog(), self.redactor)
         with_text = any(r["text"] for r in rows)
-        keep = min(len(rows), max_items)
-        messages = self._messages(history.user_id, signals, rows, keep, with_text)
-        tokens = count_tokens(messages)
-        if tokens > max_tokens:
-            lo, hi = 1, keep - 1  # largest keep whose prompt fits
-            while lo <= hi:
-                mid = (lo + hi) // 2
-                if count_tokens(self._messages(history.user_id, signals, rows, mid, with_text)) <= max_tokens:
-                    lo = mid + 1
-                else:
-                    hi = mid - 1
-            keep = max(hi, 1)
-            messages = self._messages(history.user_id, signals, rows, keep, with_text)
-            tokens = count_tokens(messages)
+        keep, messages, tokens = _fit(
+            lambda k: self._messages(history.user_id, signals, rows, k, with_text),
+            min(len(rows), max_items),
+            max_tokens,
+            count_tokens,
+        )
         shown = rows[len(rows) - keep :]
         events_used = sum(r["n_events"] for r in shown)
         cat_counts = Counter(c for r in shown for c in r["category_list"])
@@ -171,22 +163,18 @@ class PromptRenderer:
         cat = catalog or Catalog()
         rows = {r["id"]: r for r in _item_rows(history, cat, self.redactor)}
         events = {t.key: node_events(history, t.item_ids) for _, t in skeleton.topics()}
-        keep = max(max_items, len(skeleton.topics()))
-        view = _skeleton_view(skeleton, history, rows, events, cat, keep)
-        messages = self._skeleton_messages(history.user_id, signals, view)
-        tokens = count_tokens(messages)
-        if tokens > max_tokens:
-            lo, hi = 1, keep - 1  # largest item budget whose prompt fits (every topic keeps one item)
-            while lo <= hi:
-                mid = (lo + hi) // 2
-                v = _skeleton_view(skeleton, history, rows, events, cat, mid)
-                if count_tokens(self._skeleton_messages(history.user_id, signals, v)) <= max_tokens:
-                    lo = mid + 1
-                else:
-                    hi = mid - 1
-            view = _skeleton_view(skeleton, history, rows, events, cat, max(hi, 1))
-            messages = self._skeleton_messages(history.user_id, signals, view)
-            tokens = count_tokens(messages)
+
+        def view_of(budget: int) -> list[dict[str, Any]]:
+            return _skeleton_view(skeleton, history, rows, events, cat, budget)
+
+        # every topic keeps at least one item whatever the budget
+        keep, messages, tokens = _fit(
+            lambda k: self._skeleton_messages(history.user_id, signals, view_of(k)),
+            max(max_items, len(skeleton.topics())),
+            max_tokens,
+            count_tokens,
+        )
+        view = view_of(keep)
         shown = [it["id"] for d in view for t in d["topics"] for it in t["rows"]]
         slots = [
             [
@@ -251,6 +239,26 @@ class PromptRenderer:
             {"role": "system", "content": self._system_text},
             {"role": "user", "content": self.user.render(**context).strip()},
         ]
+
+
+def _fit(
+    build: Callable[[int], Messages], keep: int, max_tokens: int, count_tokens: TokenCounter
+) -> tuple[int, Messages, int]:
+    """The largest item budget (at most ``keep``, at least 1) whose messages fit ``max_tokens``."""
+    messages = build(keep)
+    tokens = count_tokens(messages)
+    if tokens <= max_tokens:
+        return keep, messages, tokens
+    lo, hi = 1, keep - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if count_tokens(build(mid)) <= max_tokens:
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    keep = max(hi, 1)
+    messages = build(keep)
+    return keep, messages, count_tokens(messages)
 
 
 def _package_template(name: str) -> str | None:
