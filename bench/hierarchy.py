@@ -55,20 +55,28 @@ def cpu_kind() -> str:
 
 
 def names_kept(path: Path) -> dict[str, Any]:
+    """Shares of names and summaries the model wrote that grounding kept.
+
+    Structure "data" records the source of every node's name; free grouping
+    records only a count of replacements (a draft node can be renamed, then merged).
+    """
     from interests.store import read_profiles
 
     profiles = read_profiles(path)
-    dom = [d.name_source == "model" for p in profiles for d in p.domains]
-    top = [t.name_source == "model" for p in profiles for d in p.domains for t in d.topics]
     summ = [p.provenance.summary_source == "model" for p in profiles]
-    replaced = sum(p.provenance.names_replaced for p in profiles)
-    nodes = len(dom) + len(top)
-    return {
-        "domain_names_kept": round(sum(dom) / max(len(dom), 1), 4),
-        "topic_names_kept": round(sum(top) / max(len(top), 1), 4),
-        "names_kept": round(1 - replaced / max(nodes, 1), 4),
+    out: dict[str, Any] = {
         "summaries_kept": round(sum(summ) / max(len(summ), 1), 4),
+        "names_replaced_per_profile": round(
+            sum(p.provenance.names_replaced for p in profiles) / max(len(profiles), 1), 3
+        ),
     }
+    dom = [d.name_source == "model" for p in profiles for d in p.domains if d.name_source]
+    top = [t.name_source == "model" for p in profiles for d in p.domains for t in d.topics if t.name_source]
+    if dom:
+        out["domain_names_kept"] = round(sum(dom) / len(dom), 4)
+        out["topic_names_kept"] = round(sum(top) / max(len(top), 1), 4)
+        out["names_kept"] = round((sum(dom) + sum(top)) / (len(dom) + len(top)), 4)
+    return out
 
 
 def taxonomy_ari(profiles_path: Path) -> float:
@@ -100,7 +108,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     work = Path(tempfile.mkdtemp(prefix="hierarchy-"))
     write_logs(generate_planted_b(n_users=40, seed=1, categories=False), work / "planted-b")
-    datasets = {"examples": EXAMPLES, "planted-b-no-categories": work / "planted-b"}
+    every = {"examples": EXAMPLES, "planted-b-no-categories": work / "planted-b"}
+    datasets = {k: every[k] for k in args.datasets.split(",")}
     backend = VLLMBackend(args.model, dtype=args.dtype)
     t = time.perf_counter()
     backend.start()
@@ -164,11 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--model", default=None)
     r.add_argument("--dtype", default=None)
     r.add_argument("--structures", default="data,model")
+    r.add_argument("--datasets", default="examples,planted-b-no-categories")
     r.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = parser.parse_args(argv)
     if args.cmd == "run":
         result = run(args)
-        name = f"hierarchy-{result['model']}-{result['dtype']}.json".replace("/", "_")
+        name = f"hierarchy-{result['model']}-{result['dtype']}-{args.structures.replace(',', '-')}.json"
         Path(args.out, name).write_text(json.dumps(result, indent=1) + "\n")
         print(f"-> {Path(args.out, name)}")
     elif args.cmd == "score":

@@ -261,3 +261,28 @@ def test_a_shared_taxonomy_groups_items_of_a_catalogue_without_categories() -> N
     for d in sk.domains:
         planted = [data.item_domain[i] for i in d.item_ids]
         assert max(planted.count(p) for p in planted) >= 0.9 * len(planted)
+
+
+def test_a_domain_is_not_named_after_one_of_its_topics() -> None:
+    cat = _catalog()
+    h = _history(["f0", "f1", "f2", "n0", "n1", "n2", "c0", "c1", "c2"])
+    sk = build_skeleton(h, item_groups({"u": h}, cat), cat)
+    model = skeleton_model([[Slot(t.item_ids) for t in d.topics] for d in sk.domains])
+    draft = model.model_validate(
+        {
+            "d1": {
+                "name": "Noir",  # one of its two topics: too narrow for the domain
+                "t1": {"name": "Noir", "items": ["n0"]},
+                "t2": {"name": "Space opera", "items": ["f0"]},
+            },
+            "d2": {"name": "Espresso", "t1": {"name": "Espresso", "items": ["c0"]}},  # single topic
+            "summary": "Watches noir films and makes espresso at home.",
+        }
+    )
+    from conftest import make_provenance
+
+    p = ground_skeleton(draft, sk, h, compute_signals(h, cat), cat, provenance=make_provenance())
+    films, coffee = p.domains
+    assert (films.name, films.name_source) == ("Films", "computed")
+    assert [t.name for t in films.topics] == ["Noir", "Space opera"]
+    assert (coffee.name, coffee.topics[0].name) == ("Espresso", "Espresso")

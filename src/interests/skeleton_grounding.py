@@ -147,9 +147,10 @@ def ground_skeleton(
         d_draft: Any = getattr(draft, f"d{d_i}", None)
         d_items = d.item_ids
         own = {_norm(c) for i in d_items for c in cat.get_item(i).categories} | {_norm(d.label)}
-        d_name, d_src = _name(
-            getattr(d_draft, "name", None), d, d_items, cat, used, (labels | _all_categories(cat)) - own, True
-        )
+        # a domain of several topics is not named after one of them (too narrow)
+        narrow = {_norm(t.label) for t in d.topics} - {_norm(d.label)} if len(d.topics) > 1 else set()
+        foreign = ((labels | _all_categories(cat)) - own) | narrow
+        d_name, d_src = _name(getattr(d_draft, "name", None), d, d_items, cat, used, foreign, True)
         topics: list[Topic] = []
         for t_i, t in enumerate(d.topics, start=1):
             t_draft: Any = getattr(d_draft, f"t{t_i}", None)
@@ -159,7 +160,8 @@ def ground_skeleton(
                 t,
                 t.item_ids,
                 cat,
-                used | {_norm(d_name)},
+                # a domain's single topic may share its name ("Baking" > "Baking")
+                used - {_norm(d_name)} if len(d.topics) == 1 else used,
                 (labels | _all_categories(cat)) - t_own,
                 False,
             )
