@@ -2,6 +2,7 @@
 
     python bench/hierarchy.py make-logs DIR [--no-categories] [--users 40] [--seed 1]
     python bench/hierarchy.py score PROFILES.jsonl TRUTH.json [--json]
+    python bench/hierarchy.py vectors    # the item-vector table (no model: a scripted backend)
     python bench/hierarchy.py run [--model M] [--dtype D] [--structures data,model] [--out bench/results]
 
 ``run`` is the measurement of docs/benchmarks.md ("Hierarchy quality"): one
@@ -101,6 +102,61 @@ def taxonomy_ari(profiles_path: Path) -> float:
     )
 
 
+def vectors() -> list[dict[str, Any]]:
+    """Item vectors for catalogues without categories: weights and domain merging, scored."""
+    import dataclasses
+
+    from sklearn.metrics import adjusted_rand_score
+
+    import interests.item_groups as ig
+    from interests.extract import extract_profiles
+    from interests.llm.fake import FakeBackend
+    from interests.planted_score import score_profiles
+    from interests.store import read_profiles
+    from interests.synthetic import generate
+    from interests.taxonomy.planted import planted_histories
+
+    rows = []
+    datasets = {
+        "examples-no-categories": generate(n_users=24, seed=0, categories=False),
+        "planted-b-no-categories": generate_planted_b(categories=False),
+    }
+    settings = [(0.0, 0.35), (0.5, 0.35), (0.7, 0.35), (0.5, 0.15)]
+    defaults = (ig.BEHAVIOUR_WEIGHT, ig.MIN_DOMAIN_SILHOUETTE)
+    try:
+        for name, data in datasets.items():
+            histories = planted_histories(data)
+            truth = {
+                "users": [dataclasses.asdict(u) for u in data.users],
+                "item_domain": data.item_domain,
+                "item_topic": data.item_topic,
+            }
+            for weight, silhouette in settings:
+                ig.BEHAVIOUR_WEIGHT, ig.MIN_DOMAIN_SILHOUETTE = weight, silhouette
+                groups = ig.group_items(histories, data.catalog)
+                ids = list(groups.paths)
+                out = Path(tempfile.mkdtemp()) / "profiles.jsonl"
+                extract_profiles(histories, catalog=data.catalog, output=out, backend=FakeBackend())
+                score = score_profiles(read_profiles(out), truth)
+                row = {
+                    "dataset": name,
+                    "behaviour_weight": weight,
+                    "min_domain_silhouette": silhouette,
+                    "topic_ari": round(
+                        adjusted_rand_score(
+                            [data.item_topic[i] for i in ids], [groups.paths[i][-1] for i in ids]
+                        ),
+                        4,
+                    ),
+                    **{k: score[k] for k in KEYS},
+                }
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    finally:
+        ig.BEHAVIOUR_WEIGHT, ig.MIN_DOMAIN_SILHOUETTE = defaults
+    return rows
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from interests.extract import extract_profiles
     from interests.ingest import read_logs
@@ -175,8 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--structures", default="data,model")
     r.add_argument("--datasets", default="examples,planted-b-no-categories")
     r.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    sub.add_parser("vectors", help="score item-vector settings for catalogues without categories")
     args = parser.parse_args(argv)
-    if args.cmd == "run":
+    if args.cmd == "vectors":
+        Path(args_out := Path(__file__).resolve().parent / "results" / "hierarchy-vectors.json").write_text(
+            json.dumps(vectors(), indent=1) + "\n"
+        )
+        print(f"-> {args_out}")
+    elif args.cmd == "run":
         result = run(args)
         name = f"hierarchy-{result['model']}-{result['dtype']}-{args.structures.replace(',', '-')}.json"
         Path(args.out, name).write_text(json.dumps(result, indent=1) + "\n")

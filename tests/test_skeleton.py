@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from interests.draft import Slot, skeleton_model
 from interests.events import Catalog, Event, Item, UserHistory
 from interests.extract import extract_profiles
-from interests.item_groups import item_groups
+from interests.item_groups import group_items
 from interests.llm.base import GenRequest
 from interests.llm.fake import FakeBackend, schema_answer
 from interests.planted_score import score_profiles
@@ -52,7 +52,7 @@ def _history(item_ids: list[str], user: str = "u") -> UserHistory:
 def test_category_skeleton_groups_every_supported_interest_once() -> None:
     cat = _catalog()
     h = _history(["f0", "f1", "f2", "f3", "n0", "n1", "n2", "c0", "c1", "c2", "x", "b", "f0"])
-    sk = build_skeleton(h, item_groups({"u": h}, cat), cat)
+    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
     assert sk.source == "category"
     assert [d.key for d in sk.domains] == ["Films", "Coffee"]  # strongest first; Baking below support
     films = sk.domains[0]
@@ -81,7 +81,7 @@ def test_attribute_values_split_a_domain_only_when_categories_do_not() -> None:
         }
     )
     h = _history([f"a{k}" for k in range(3)] + [f"b{k}" for k in range(3)])
-    sk = build_skeleton(h, item_groups({"u": h}, cat), cat)
+    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
     assert [d.key for d in sk.domains] == ["Running"]
     assert sorted(t.key for t in sk.domains[0].topics) == ["brand: Aqua", "brand: Ridge"]
 
@@ -89,17 +89,17 @@ def test_attribute_values_split_a_domain_only_when_categories_do_not() -> None:
 def test_a_short_history_still_gets_a_group_and_caps_hold() -> None:
     cat = _catalog()
     h = _history(["b"])
-    sk = build_skeleton(h, item_groups({"u": h}, cat), cat)
+    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
     assert [d.key for d in sk.domains] == ["Baking"] and not sk.left_out
     h2 = _history(["f0", "f1", "f2", "n0", "n1", "n2", "c0", "c1", "c2"])
-    capped = build_skeleton(h2, item_groups({"u": h2}, cat), cat, SkeletonRules(max_domains=1, max_topics=1))
+    capped = build_skeleton(h2, group_items({"u": h2}, cat), cat, SkeletonRules(max_domains=1, max_topics=1))
     assert len(capped.domains) == 1 and len(capped.domains[0].topics) == 2  # one topic plus "other"
 
 
 def test_items_without_categories_are_grouped_by_behaviour_and_text() -> None:
     data = generate(n_users=24, seed=0, categories=False)
     histories = planted_histories(data)
-    groups = item_groups(histories, data.catalog)
+    groups = group_items(histories, data.catalog)
     assert groups.source == "cluster"
     sk = build_skeleton(histories["u001"], groups, data.catalog)
     for d in sk.domains:
@@ -217,7 +217,7 @@ def test_planted_log_without_categories_meets_the_structure_floors(tmp_path: Pat
 def test_grounding_keeps_a_sound_model_name_and_records_its_source() -> None:
     cat = _catalog()
     h = _history(["f0", "f1", "f2", "n0", "n1", "n2"])
-    sk = build_skeleton(h, item_groups({"u": h}, cat), cat)
+    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
     model = skeleton_model([[Slot(t.item_ids) for t in d.topics] for d in sk.domains])
     draft = model.model_validate(
         {
@@ -253,7 +253,7 @@ def test_a_shared_taxonomy_groups_items_of_a_catalogue_without_categories() -> N
     histories = planted_histories(data)
     tax = build_taxonomy(planted_profiles(data, histories, name_noise=0.0), data.catalog, encoder="hashing")
     bare = Catalog({i: Item(i, it.title) for i, it in data.catalog.items()})  # the categories are gone
-    groups = item_groups(histories, bare, taxonomy=tax)
+    groups = group_items(histories, bare, taxonomy=tax)
     assert groups.source == "taxonomy"
     sk = build_skeleton(histories["u001"], groups, bare)
     assert {d.key for d in sk.domains} <= set(tax.domain_ids)
@@ -266,7 +266,7 @@ def test_a_shared_taxonomy_groups_items_of_a_catalogue_without_categories() -> N
 def test_a_domain_is_not_named_after_one_of_its_topics() -> None:
     cat = _catalog()
     h = _history(["f0", "f1", "f2", "n0", "n1", "n2", "c0", "c1", "c2"])
-    sk = build_skeleton(h, item_groups({"u": h}, cat), cat)
+    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
     model = skeleton_model([[Slot(t.item_ids) for t in d.topics] for d in sk.domains])
     draft = model.model_validate(
         {

@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
     "read_logs": "interests.ingest",
     "read_catalog": "interests.ingest",
     "compute_signals": "interests.signals",
-    "item_groups": "interests.item_groups",
+    "group_items": "interests.item_groups",
     "build_skeleton": "interests.skeleton",
     "SkeletonRules": "interests.skeleton",
     "render_prompt": "interests.prompting",

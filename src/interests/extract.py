@@ -22,7 +22,7 @@ from . import __version__
 from .draft import draft_model, skeleton_model
 from .events import Catalog, UserHistory
 from .grounding import GroundingError, ground_profile, now_iso
-from .item_groups import ItemGroups, item_groups
+from .item_groups import ItemGroups, group_items
 from .llm.base import Backend, GenRequest, GenResult
 from .privacy import check_resume_ids, pseudonymise
 from .prompting import DEFAULT_MAX_ITEMS, Prompt, PromptRenderer
@@ -209,7 +209,7 @@ def extract_profiles(
     if structure not in ("data", "model"):
         raise ValueError(f"structure must be 'data' or 'model', not {structure!r}")
     renderer = PromptRenderer(prompt_dir, redactor=redactor, skeleton=structure == "data")
-    groups = item_groups(histories, catalog, taxonomy=taxonomy) if structure == "data" and todo else None
+    groups = group_items(histories, catalog, taxonomy=taxonomy) if structure == "data" and todo else None
     plan = attempt_plan(max_new_tokens, max_attempts)
     prompt_budget = backend.max_model_len - max(a.max_tokens for a in plan) - 8
     t0 = time.perf_counter()

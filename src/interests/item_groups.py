@@ -68,7 +68,7 @@ class ItemGroups:
         return self.labels.get(key, key)
 
 
-def item_groups(
+def group_items(
     histories: Mapping[str, UserHistory],
     catalog: Catalog | None = None,
     *,
@@ -281,4 +281,4 @@ def _distinctive_labels(
     return labels
 
 
-__all__ = ["ItemGroups", "item_groups", "item_vectors"]
+__all__ = ["ItemGroups", "group_items", "item_vectors"]
