@@ -186,7 +186,7 @@ def test_progress_line(args: tuple[int, int, int, int, float], line: str) -> Non
     assert progress_line(*args) == line
 
 
-@pytest.mark.parametrize(("argv", "level"), [([], "WARNING"), (["-v"], None), (["--verbose"], None)])
+@pytest.mark.parametrize(("argv", "level"), [([], "ERROR"), (["-v"], None), (["--verbose"], None)])
 def test_vllm_logs_are_quiet_unless_verbose(
     monkeypatch: pytest.MonkeyPatch, argv: list[str], level: str | None
 ) -> None:
@@ -212,4 +212,4 @@ def test_a_users_vllm_logging_level_wins(monkeypatch: pytest.MonkeyPatch) -> Non
     assert os.environ["VLLM_LOGGING_LEVEL"] == "DEBUG"
     target = {"PATH": "/bin"}
     cpu_env.quiet_vllm_logging(target)
-    assert target == {"PATH": "/bin", "VLLM_LOGGING_LEVEL": "WARNING"}
+    assert target == {"PATH": "/bin", "VLLM_LOGGING_LEVEL": "ERROR"}

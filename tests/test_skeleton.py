@@ -286,3 +286,31 @@ def test_a_domain_is_not_named_after_one_of_its_topics() -> None:
     assert (films.name, films.name_source) == ("Films", "computed")
     assert [t.name for t in films.topics] == ["Noir", "Space opera"]
     assert (coffee.name, coffee.topics[0].name) == ("Espresso", "Espresso")
+
+
+def test_titles_of_other_groups_and_words_every_group_shares_are_not_names() -> None:
+    """Seen with the real model: a coffee topic named "Fleet Star Deluxe 10" (a film's title)."""
+    cat = Catalog(
+        {
+            **{f"f{k}": Item(f"f{k}", f"Fleet Star Deluxe {k}", ["Films", "Space opera"]) for k in range(3)},
+            **{f"c{k}": Item(f"c{k}", f"Espresso Deluxe {k}", ["Coffee", "Espresso"]) for k in range(3)},
+        }
+    )
+    h = _history([f"f{k}" for k in range(3)] + [f"c{k}" for k in range(3)])
+    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
+    model = skeleton_model([[Slot(t.item_ids) for t in d.topics] for d in sk.domains])
+    draft = model.model_validate(
+        {
+            "d1": {"name": "Deluxe things", "t1": {"name": "Fleet Star Deluxe 1", "items": ["c0"]}},
+            "d2": {"name": "Espresso bar", "t1": {"name": "Starships", "items": ["f0"]}},
+            "summary": "Likes espresso and space films.",
+        }
+    )
+    from conftest import make_provenance
+
+    p = ground_skeleton(draft, sk, h, compute_signals(h, cat), cat, provenance=make_provenance())
+    names = {d.key: (d.name, d.name_source, d.topics[0].name, d.topics[0].name_source) for d in p.domains}
+    # "Deluxe" is in both groups' titles, and "Fleet Star Deluxe 1" is a film's title
+    assert names["Coffee"] == ("Coffee", "computed", "Espresso", "computed")
+    # "Espresso bar" is about the other group; "Starships" shares "star" with the films alone
+    assert names["Films"] == ("Films", "computed", "Starships", "model")

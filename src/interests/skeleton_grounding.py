@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
@@ -90,22 +91,37 @@ def node_name_ok(
     return any(w[:PREFIX] in vocabulary for w in words)
 
 
+@dataclass
+class _Naming:
+    """What every name check of one profile compares against."""
+
+    catalog: Catalog
+    titles: set[str]  # every title of the user's items: a copied title is not a name, whichever group
+    item_ids: set[str]
+    domain_vocabulary: dict[str, set[str]]  # domain key -> word prefixes of its items' catalogue text
+    used: set[str] = field(default_factory=set)
+
+    def elsewhere(self, domain_key: str) -> set[str]:
+        """Words of the user's other domains: a word they share says nothing about this one."""
+        return set().union(*(v for k, v in self.domain_vocabulary.items() if k != domain_key))
+
+
 def _name(
     model_name: str | None,
     node: SkeletonDomain | SkeletonTopic,
-    item_ids: Sequence[str],
-    catalog: Catalog,
+    domain_key: str,
+    naming: _Naming,
     used: set[str],
     foreign: set[str],
     check_attributes: bool,
 ) -> tuple[str, NameSource]:
-    items = [catalog.get_item(i) for i in item_ids]
+    items = [naming.catalog.get_item(i) for i in node.item_ids]
     clean = " ".join((model_name or "").split()).strip(" .-:")
     ok = node_name_ok(
         clean,
-        vocabulary=node_vocabulary(item_ids, catalog, node.label),
-        titles={_norm(it.title) for it in items if it.title},
-        item_ids={i.casefold() for i in item_ids},
+        vocabulary=node_vocabulary(node.item_ids, naming.catalog, node.label) - naming.elsewhere(domain_key),
+        titles=naming.titles,
+        item_ids=naming.item_ids,
         foreign=foreign,
         attribute_values={_norm(v) for it in items for v in it.attributes.values()}
         if check_attributes
@@ -139,7 +155,13 @@ def ground_skeleton(
         by_item.setdefault(e.item_id, []).append(e)
     scale = signals.stats.rating_scale
     labels = {_norm(d.label) for d in skeleton.domains} | {_norm(t.label) for _, t in skeleton.topics()}
-    used: set[str] = set()
+    naming = _Naming(
+        cat,
+        titles={_norm(cat.get_item(i).title) for i in by_item if cat.get_item(i).title},
+        item_ids={i.casefold() for i in by_item},
+        domain_vocabulary={d.key: node_vocabulary(d.item_ids, cat, d.label) for d in skeleton.domains},
+    )
+    used = naming.used
     total = max(skeleton.n_events, 1)
     domains: list[Domain] = []
     from_model = 0
@@ -150,7 +172,7 @@ def ground_skeleton(
         # a domain of several topics is not named after one of them (too narrow)
         narrow = {_norm(t.label) for t in d.topics} - {_norm(d.label)} if len(d.topics) > 1 else set()
         foreign = ((labels | _all_categories(cat)) - own) | narrow
-        d_name, d_src = _name(getattr(d_draft, "name", None), d, d_items, cat, used, foreign, True)
+        d_name, d_src = _name(getattr(d_draft, "name", None), d, d.key, naming, used, foreign, True)
         topics: list[Topic] = []
         for t_i, t in enumerate(d.topics, start=1):
             t_draft: Any = getattr(d_draft, f"t{t_i}", None)
@@ -158,8 +180,8 @@ def ground_skeleton(
             t_name, t_src = _name(
                 getattr(t_draft, "name", None),
                 t,
-                t.item_ids,
-                cat,
+                d.key,
+                naming,
                 # a domain's single topic may share its name ("Baking" > "Baking")
                 used - {_norm(d_name)} if len(d.topics) == 1 else used,
                 (labels | _all_categories(cat)) - t_own,

@@ -69,8 +69,15 @@ def enforce_eager(requested: bool | None = None) -> bool:
     return (not gpu_available()) if requested is None else requested
 
 
-#: vLLM's log level unless ``interests -v`` (or the user's own VLLM_LOGGING_LEVEL): warnings and errors only
-QUIET_VLLM_LOGGING_LEVEL = "WARNING"
+#: vLLM's log level unless ``interests -v`` (or the user's own VLLM_LOGGING_LEVEL): errors only. At
+#: WARNING vLLM still printed a line per layer ("Attempted to load weight ... float32 into ... bfloat16")
+#: and notes about Triton and eager mode on every run; none of them is the user's to act on.
+QUIET_VLLM_LOGGING_LEVEL = "ERROR"
+
+
+def vllm_is_quiet() -> bool:
+    """Whether vLLM's log level hides INFO lines (then its weight-loading progress bar is hidden too)."""
+    return os.environ.get("VLLM_LOGGING_LEVEL", "INFO").upper() not in ("DEBUG", "INFO")
 
 
 def quiet_vllm_logging(target: dict[str, str] | os._Environ[str]) -> None:

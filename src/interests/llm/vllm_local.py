@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import BackendError
 from ..models import model_label, resolve_model
 from .base import GenRequest, GenResult, Messages
-from .cpu_env import apply_cpu_engine_env, resolve_dtype
+from .cpu_env import apply_cpu_engine_env, resolve_dtype, vllm_is_quiet
 from .cpu_env import enforce_eager as resolve_eager
 
 # guidance compiles every schema we send (xgrammar rejected some; see docs/models.md)
@@ -87,7 +87,7 @@ class VLLMBackend:
                 enable_prefix_caching=self.enable_prefix_caching,
                 seed=self.seed,
                 structured_outputs_config={"backend": STRUCTURED_BACKEND, "disable_any_whitespace": True},
-                **self.engine_kwargs,
+                **{"use_tqdm_on_load": not vllm_is_quiet(), **self.engine_kwargs},
             )
         except Exception as exc:  # vLLM raises many kinds; the message says which model failed
             raise BackendError(f"vLLM could not load model {self.path!r}: {exc}") from exc
