@@ -12,7 +12,8 @@ chosen hyper-parameters, timings and speed numbers, and a Markdown table
 ``recsys-<dataset>.md``. Profiles come from ``interests.extract_profiles`` on
 exactly the events the protocol allows (train; train+valid; each user's 3
 most recent events for the cold segment) and are cached under
-``.cache/recsys/<dataset>/<split>/profiles.jsonl``; extraction is resumable,
+``.cache/recsys/<dataset>-data/<split>/profiles.jsonl`` (``--structure data``, the
+default; ``<dataset>/`` for ``--structure model``); extraction is resumable,
 so a re-run only extracts users whose profile is missing.
 """
 
@@ -126,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--profiles", default="cached", choices=["none", "cached", "extract"])
     ap.add_argument(
+        "--structure",
+        default="data",
+        choices=["data", "model"],
+        help="how the profiles are grouped (each has its own cache, never reused for the other)",
+    )
+    ap.add_argument(
         "--limit-users", type=int, default=None, help="extract profiles for at most N users per split"
     )
     ap.add_argument(
@@ -149,12 +156,19 @@ def main(argv: list[str] | None = None) -> int:
         meta_path.write_text(json.dumps(meta, indent=1, default=str) + "\n")
         print(json.dumps(meta["speed"]))
         return 0
-    cache = ROOT / ".cache" / "recsys" / args.dataset
+    # free-grouping profiles (made before structure "data" existed) stay where they were
+    cache = (
+        ROOT / ".cache" / "recsys" / (args.dataset if args.structure == "model" else f"{args.dataset}-data")
+    )
     prof = (
         None
         if args.profiles == "none"
         else cached_profiles(
-            cache, extract=args.profiles == "extract", catalog=logs.catalog, limit=args.limit_users
+            cache,
+            extract=args.profiles == "extract",
+            catalog=logs.catalog,
+            limit=args.limit_users,
+            structure=args.structure,
         )
     )
     t = time.perf_counter()
@@ -168,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     res.meta["seconds"]["total"] = round(time.perf_counter() - t, 1)
     res.meta["seeds"] = [int(s) for s in args.seeds.split(",")]
     res.meta["sample_users"] = args.sample_users
+    res.meta["structure"] = args.structure if prof else None
     res.meta["profiles_source"] = args.profiles
     if not args.no_speed:
         res.meta["speed"] = speed(logs)
