@@ -403,3 +403,19 @@ def test_quarantine_appends_and_caps(tmp_path: Path) -> None:
     rows = [QuarantinedRow.model_validate_json(x) for x in qpath.read_text().splitlines()]
     assert [(r.file, r.line) for r in rows] == [("f.csv", 3), ("f.csv", 4), ("g.csv", 1)]
     assert rows[0].raw == "u1,i1,\\xff" and len(rows[1].raw) < 10100
+
+
+def test_reading_the_same_logs_again_does_not_repeat_quarantined_rows(tmp_path: Path) -> None:
+    """A resumed extract reads the logs again: each bad row stays once in the file (was 3 -> 6 -> 9)."""
+    qpath = tmp_path / "q.jsonl"
+    for _ in range(3):
+        assert len(list(iter_events(BAD / "bad_ratings.csv", quarantine=qpath))) == 3
+    assert len(qpath.read_text().splitlines()) == 3
+    # a killed run's torn last line does not swallow the next row
+    qpath.write_text(qpath.read_text() + '{"file": "torn')
+    with Quarantine(qpath) as q:
+        q.add("g.csv", 1, "missing user", ",i1")
+        q.add("g.csv", 1, "missing user", ",i1")
+        assert q.count == 2  # both counted for this read, written once
+    lines = qpath.read_text().splitlines()
+    assert len(lines) == 5 and QuarantinedRow.model_validate_json(lines[-1]).file == "g.csv"

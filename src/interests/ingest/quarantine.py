@@ -79,7 +79,9 @@ class Quarantine:
     """Collects bad rows; writes them as JSON lines to ``path`` or keeps them in memory.
 
     The file is opened in append mode on the first bad row (so a clean run
-    leaves no file) and flushed after every row. With ``strict=True`` the
+    leaves no file) and flushed after every row. A row the file already holds
+    (same file, line, reason and text: a resumed run reading the same logs
+    again) is counted but not written twice. With ``strict=True`` the
     first bad row raises :class:`IngestError` naming the file, line and reason
     (after it was recorded).
     """
@@ -91,6 +93,22 @@ class Quarantine:
         self.rows: list[QuarantinedRow] = []
         self.counts_by_reason: dict[str, int] = {}
         self._fh: TextIO | None = None
+        self._seen: set[tuple[str, int, str, str]] = set()
+
+    def _open(self, path: Path) -> TextIO:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file():
+            with path.open(encoding="utf-8", errors="replace") as f:
+                for text in f:
+                    try:
+                        old = QuarantinedRow.model_validate_json(text)
+                    except ValueError:  # a torn last line of a killed run: rewritten below
+                        continue
+                    self._seen.add((old.file, old.line, old.reason, old.raw))
+        fh = path.open("a", encoding="utf-8")
+        if path.stat().st_size and not path.read_bytes()[-1:] == b"\n":
+            fh.write("\n")  # end a torn line so the next row starts on its own
+        return fh
 
     def add(self, file: str, line: int, reason: str, raw: str | bytes) -> None:
         """Record one bad row (``line`` is 1-based)."""
@@ -101,10 +119,12 @@ class Quarantine:
             self.rows.append(row)
         if self.path is not None:
             if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = self.path.open("a", encoding="utf-8")
-            self._fh.write(row.model_dump_json() + "\n")
-            self._fh.flush()
+                self._fh = self._open(self.path)
+            key = (row.file, row.line, row.reason, row.raw)
+            if key not in self._seen:
+                self._seen.add(key)
+                self._fh.write(row.model_dump_json() + "\n")
+                self._fh.flush()
         if self.strict:
             snippet = row.raw if len(row.raw) <= 200 else row.raw[:200] + "..."
             raise IngestError(
