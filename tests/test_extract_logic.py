@@ -100,3 +100,18 @@ def test_show_profiles_example_prints_every_profile(logs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\nu0") + proc.stdout.startswith("u0") == 3
     assert "3 profiles; 0 of " in proc.stdout and "Jazz records*" in proc.stdout  # "Favourites" was refused
+
+
+@pytest.mark.parametrize("tz", ["+02:00", "utc", "Z", "Europe/Berlin"])
+def test_every_time_zone_that_reading_accepts_also_profiles(logs, tmp_path, tz):
+    """--tz +02:00 passed reading but failed every user at the prompt stage (ZoneInfo('+02:00'))."""
+    out = tmp_path / "p.jsonl"
+    res = extract_profiles(logs, output=out, backend=FakeBackend(_valid), limit=2, tz=tz)
+    assert (res.profiles, res.errors) == (2, 0)
+    utc = extract_profiles(logs, output=tmp_path / "u.jsonl", backend=FakeBackend(_valid), limit=1)
+    assert utc.profiles == 1
+    shift = {"+02:00": 2, "utc": 0, "Z": 0}.get(tz)
+    if shift is not None:  # u001 is planted as an evening user: 19-22 UTC
+        hours = read_profiles(out)[0].time_patterns.hour_of_day
+        base = read_profiles(tmp_path / "u.jsonl")[0].time_patterns.hour_of_day
+        assert hours == base[-shift:] + base[:-shift] if shift else hours == base

@@ -179,7 +179,8 @@ def extract_profiles(
     if retry_errors:
         rewrite_without(errors_path, done_users(errors_path))
 
-    order = [u for u in histories if users is None or u in set(users)]
+    wanted = None if users is None else set(users)  # once, not per user (was quadratic in --users)
+    order = [u for u in histories if wanted is None or u in wanted]
     if limit is not None:
         order = order[:limit]
     done = done_users(output, errors_path)

@@ -11,11 +11,11 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from itertools import pairwise
-from zoneinfo import ZoneInfo
 
 from .events import Catalog, Event, UserHistory
+from .ingest.timeparse import zone as tz_zone
 from .schema import CategoryShare, DomainTrend, Sentiment, Stats, TimePatterns
 
 SESSION_GAP_S = 30 * 60
@@ -97,7 +97,7 @@ def subset_trend(name: str, events: Sequence[Event], member: Sequence[bool]) -> 
     )
 
 
-def _rhythm(stamps: Sequence[float], tz: ZoneInfo) -> tuple[list[float], list[float]]:
+def _rhythm(stamps: Sequence[float], tz: tzinfo) -> tuple[list[float], list[float]]:
     hours, days = [0] * 24, [0] * 7
     for ts in stamps:
         local = datetime.fromtimestamp(ts, tz=tz)
@@ -120,7 +120,7 @@ def _sessions(stamps: Sequence[float]) -> list[list[float]]:
 def time_patterns(events: Sequence[Event], *, tz: str = "UTC", as_of: float | None = None) -> TimePatterns:
     """Hour-of-day and weekday shares, first/last seen, recency and sessions."""
     stamps = sorted(e.ts for e in events if e.ts is not None)
-    zone = ZoneInfo(tz)
+    zone = tz_zone(tz)
     hours, days = _rhythm(stamps, zone)
     if not stamps:
         return TimePatterns(timezone=tz, hour_of_day=hours, weekday=days)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
 from ..events import Catalog, Event, UserHistory
+from ..ingest.timeparse import zone as tz_zone
 from ..schema import (
     DomainTrend,
     ErrorRecord,
@@ -134,7 +134,7 @@ class UserView:
 
 
 def _grid(events: Iterable[Event], tz: str) -> list[list[float]]:
-    zone = ZoneInfo(tz)
+    zone = tz_zone(tz)
     grid = [[0.0] * 24 for _ in range(7)]
     for e in events:
         if e.ts is not None:
