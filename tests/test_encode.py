@@ -89,7 +89,8 @@ def _prepared() -> bool:
 
 
 @pytest.mark.skipif(not _prepared(), reason="embedded model not prepared (interests models prepare)")
-def test_embedded_llm_encoder_mean_pools_and_caches(tmp_path: Path) -> None:
+def test_embedded_llm_encoder_mean_pools_and_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     enc = get_encoder(None, cache_dir=tmp_path)
     assert enc.name == "smollm2-135m" and enc.dim == 576
     texts = [
@@ -99,6 +100,9 @@ def test_embedded_llm_encoder_mean_pools_and_caches(tmp_path: Path) -> None:
     ]
     x = enc.encode(texts)
     assert x.shape == (3, 576) and x.dtype == np.float32
+    import os
+
+    assert "HF_HUB_OFFLINE" not in os.environ  # loading offline is per call, not for the whole process
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-4)
     assert x[0] @ x[1] > x[0] @ x[2]  # two space operas are nearer than a space opera and an espresso machine
     # padding must not change a text's vector: alone vs in a batch with a longer text

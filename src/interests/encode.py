@@ -133,14 +133,14 @@ class TransformerEncoder:
             raise ConfigError(
                 "model encoders need torch and transformers: pip install 'interests[cpu]'"
             ) from exc
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        tokenizer = AutoTokenizer.from_pretrained(self.path)
+        # a local folder: never ask a hub (per call, not HF_HUB_OFFLINE for the whole process)
+        tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         tokenizer.padding_side = "right"
         import torch
 
-        model = AutoModel.from_pretrained(self.path, dtype=torch.float32)
+        model = AutoModel.from_pretrained(self.path, dtype=torch.float32, local_files_only=True)
         model.eval()
         self._tokenizer, self._model = tokenizer, model
 
