@@ -84,7 +84,7 @@ def _progress(total: int) -> Any:
 @click.option("--strict", is_flag=True, help="Stop at the first bad input row instead of quarantining it.")
 @click.option("--strict-catalog", is_flag=True, help="Quarantine events whose item is not in the catalogue.")
 @click.option("--users", "users_", help="Only these user ids (comma-separated).")
-@click.option("--limit", type=int, help="Only the first N users of the logs.")
+@click.option("--limit", type=click.IntRange(min=0), help="Only the first N users of the logs.")
 @model_option
 @engine_options
 @click.option(
@@ -100,24 +100,36 @@ def _progress(total: int) -> Any:
 )
 @click.option("--served-model", help="Model name the server serves [default: asked from the server].")
 @click.option(
-    "--concurrency", type=int, default=8, show_default=True, help="Requests in flight with --server."
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Requests in flight with --server.",
 )
 @click.option(
-    "--timeout", type=float, default=300.0, show_default=True, help="Per-request timeout with --server (s)."
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Per-request timeout with --server (s).",
 )
 @click.option(
     "--batch-size",
-    type=int,
+    type=click.IntRange(min=1),
     default=32,
     show_default=True,
     help="Users per engine call (and per atomic write).",
 )
 @click.option(
-    "--max-new-tokens", type=int, default=768, show_default=True, help="Output budget of the first try."
+    "--max-new-tokens",
+    type=click.IntRange(min=16),
+    default=768,
+    show_default=True,
+    help="Output budget of the first try.",
 )
 @click.option(
     "--max-items",
-    type=int,
+    type=click.IntRange(min=1),
     default=DEFAULT_MAX_ITEMS,
     show_default=True,
     help="Most recent items shown to the model per user.",

@@ -28,6 +28,17 @@ def _logs_options(func: Any) -> Any:
     return func
 
 
+def _int_list(value: str, name: str | None) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; anything else is a usage error naming the option."""
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        out = []
+    if not out:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 0,1,2")
+    return out
+
+
 def _read(logs: tuple[str, ...], catalog: str | None, mapping: str | None) -> Any:
     from interests.ingest import read_logs
 
@@ -127,7 +138,7 @@ def train(
 @click.option("--user", "users", multiple=True, help="User id (repeat for several).")
 @click.option("--items", help="Cold start: comma-separated item ids the new user interacted with.")
 @click.option("--text", help="Cold start: a short description of the new user's interests.")
-@click.option("-k", type=int, default=10, show_default=True, help="How many items.")
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="How many items.")
 @click.option("--explain", is_flag=True, help="Show what drove each score (history items, interest nodes).")
 @click.option(
     "--diverse",
@@ -208,7 +219,13 @@ def recommend(
 @click.option(
     "--extract", is_flag=True, help="Extract missing per-split profiles into --profiles-dir first (slow)."
 )
-@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds of the trained models.")
+@click.option(
+    "--seeds",
+    default="0,1,2",
+    show_default=True,
+    callback=lambda ctx, param, value: _int_list(value, param.name),
+    help="Seeds of the trained models (comma-separated integers).",
+)
 @click.option("--variants", default=None, help="Two-tower variants (comma-separated) [default: all].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {segment: {model: metrics}}.")
 @sdk_command
@@ -218,7 +235,7 @@ def evaluate(
     mapping: str | None,
     profiles_dir: str | None,
     extract: bool,
-    seeds: str,
+    seeds: list[int],
     variants: str | None,
     as_json: bool,
 ) -> None:
@@ -239,7 +256,7 @@ def evaluate(
     prof = cached_profiles(profiles_dir, extract=extract, catalog=parsed.catalog) if profiles_dir else None
     res = run(
         parsed,
-        seeds=[int(s) for s in seeds.split(",")],
+        seeds=seeds,
         variants=chosen,
         profiles=prof,
         taxonomy=hashing_taxonomy(parsed.catalog) if prof else None,

@@ -89,3 +89,21 @@ def test_sigterm_raises_keyboard_interrupt_inside_a_command_and_the_old_handler_
         os.kill(os.getpid(), _signal.SIGTERM)
         time.sleep(5)  # the signal arrives before this ends
     assert _signal.getsignal(_signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["extract", "x.csv", "--batch-size", "0"],
+        ["extract", "x.csv", "--limit", "-1"],
+        ["extract", "x.csv", "--concurrency", "0"],
+        ["extract", "x.csv", "--max-items", "0"],
+        ["recommend", "model", "--user", "u1", "-k", "0"],
+        ["evaluate", "--logs", "x.csv", "--seeds", "x"],
+    ],
+)
+def test_bad_numbers_are_usage_errors_not_tracebacks(argv: list[str]) -> None:
+    """--seeds x and --batch-size 0 ended in tracebacks; --limit -1 silently dropped a user."""
+    res = CliRunner().invoke(cli, argv)
+    assert res.exit_code == 2, res.output
+    assert "Invalid value" in res.output and "Traceback" not in res.output
