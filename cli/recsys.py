@@ -147,7 +147,9 @@ def train(
     show_default=True,
     help="Re-rank across L1 domains (0 off .. 1 strongest).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON list, one {user_id, items} object a user."
+)
 @sdk_command
 def recommend(
     model_dir: str,
@@ -196,7 +198,7 @@ def recommend(
             recs.append(rec)
         out.append({"user_id": u, "items": recs})
     if as_json:
-        click.echo(json.dumps(out if len(out) > 1 else out[0], ensure_ascii=False))
+        click.echo(json.dumps(out, ensure_ascii=False))  # always a list, one object a user
         return
     for block in out:
         click.echo(f"user {block['user_id']}")

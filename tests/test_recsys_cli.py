@@ -24,7 +24,7 @@ def test_train_recommend_evaluate_round_trip(example_logs_dir: Path, tmp_path: P
 
     res = runner.invoke(cli, ["recommend", str(model), "--user", "u001", "-k", "4", "--json", "--explain"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
+    [out] = json.loads(res.output)  # always a list, even for one user
     assert out["user_id"] == "u001" and len(out["items"]) == 4
     seen = {
         line.split(",")[1]
@@ -44,7 +44,7 @@ def test_train_recommend_evaluate_round_trip(example_logs_dir: Path, tmp_path: P
         cli, ["recommend", str(model), "--items", "i0001,i0002", "--text", "espresso", "--json"]
     )
     assert res.exit_code == 0, res.output
-    assert len(json.loads(res.output)["items"]) == 10
+    assert len(json.loads(res.output)[0]["items"]) == 10
 
     res = runner.invoke(cli, ["recommend", str(model), "--user", "nobody"])
     assert res.exit_code != 0 and "recommend_new" in res.output
