@@ -697,3 +697,18 @@ def test_index_limits_full_sections(run: Run) -> None:
     assert f'<a href="#user-{run.profiles[2].user_id}">' not in html
     md = render_report(run.profiles, all_users=True, max_sections=0, format="md")
     assert "\n## User " not in md and "The first 0 of 4 users" in md
+
+
+def test_browser_launch_is_tried_again_when_chromium_does_not_answer(tmp_path: Path) -> None:
+    """A cold Chromium once answered nothing for 30 s (5 browser tests errored); a second launch helps."""
+    from interests.report.browser import Browser, BrowserError
+
+    launches = tmp_path / "launches"
+    fake = tmp_path / "mute-chromium"
+    fake.write_text(f"#!/bin/sh\necho launch >> {launches}\nexec sleep 30\n")
+    fake.chmod(0o755)
+    b = Browser(str(fake), timeout=0.5)
+    with pytest.raises(BrowserError, match="no answer"):
+        b.start()
+    assert launches.read_text().count("launch") == Browser.LAUNCH_TRIES == 2
+    assert b._proc is None  # both mute processes were stopped
