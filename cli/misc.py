@@ -57,7 +57,8 @@ def list_cmd(as_json: bool) -> None:
     for r in rows:
         state = "prepared" if r["prepared"] else ("installed" if r["installed"] else "not installed")
         default = " (default)" if r["default"] else ""
-        click.echo(f"{r['name']}{default}: {state} - {r['description']}\n    {r['path']}")
+        where = r["path"] if r["installed"] else f"install: {r['install']}"
+        click.echo(f"{r['name']}{default}: {state} - {r['description']}\n    {where}")
 
 
 @models.command()

