@@ -141,7 +141,6 @@ def item_vectors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(behaviour, text) unit vectors of ``items``: SVD of the user-item matrix, SVD of TF-IDF."""
     from scipy.sparse import csr_matrix
-    from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     index = {i: k for k, i in enumerate(items)}
@@ -155,24 +154,26 @@ def item_vectors(
     activity = np.asarray(m.sum(axis=1)).ravel()
     scale = 1.0 / np.sqrt(np.maximum(activity, 1.0))
     mt = (m.multiply(scale[:, None])).T.tocsr()
-    behaviour = _svd(mt, BEHAVIOUR_DIM, seed, TruncatedSVD)
+    behaviour = _svd(mt, BEHAVIOUR_DIM, seed)
     texts = [" ".join(_item_words(catalog, i)) for i in items]
     if any(texts):
         tfidf = TfidfVectorizer(min_df=1, sublinear_tf=True, token_pattern=r"(?u)\b\w\w+\b").fit_transform(
             texts
         )
-        text = _svd(tfidf, TEXT_DIM, seed, TruncatedSVD)
+        text = _svd(tfidf, TEXT_DIM, seed)
     else:
         text = np.zeros((len(items), 1))
     return _unit(behaviour), _unit(text)
 
 
-def _svd(x: Any, dim: int, seed: int, cls: type) -> np.ndarray:
+def _svd(x: Any, dim: int, seed: int) -> np.ndarray:
+    from sklearn.decomposition import TruncatedSVD
+
     n_min = min(x.shape)
     k = max(1, min(dim, n_min - 1))
     if n_min <= 1:
         return np.asarray(x.toarray(), dtype=np.float64)
-    return np.asarray(cls(n_components=k, random_state=seed).fit_transform(x), dtype=np.float64)
+    return np.asarray(TruncatedSVD(n_components=k, random_state=seed).fit_transform(x), dtype=np.float64)
 
 
 def _item_words(catalog: Catalog, item_id: str) -> list[str]:

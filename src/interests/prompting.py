@@ -163,9 +163,14 @@ class PromptRenderer:
         cat = catalog or Catalog()
         rows = {r["id"]: r for r in _item_rows(history, cat, self.redactor)}
         events = {t.key: node_events(history, t.item_ids) for _, t in skeleton.topics()}
+        # once per user, not once per step of the budget search
+        trends = {
+            d.key: trend(history.events, [e.item_id in set(d.item_ids) for e in history.events])[0]
+            for d in skeleton.domains
+        }
 
         def view_of(budget: int) -> list[dict[str, Any]]:
-            return _skeleton_view(skeleton, history, rows, events, cat, budget)
+            return _skeleton_view(skeleton, trends, rows, events, cat, budget)
 
         # every topic keeps at least one item whatever the budget
         keep, messages, tokens = _fit(
@@ -330,7 +335,7 @@ def _share_items(counts: list[int], budget: int) -> list[int]:
 
 def _skeleton_view(
     skeleton: Skeleton,
-    history: UserHistory,
+    trends: dict[str, str],
     rows: dict[str, dict[str, Any]],
     events: dict[str, list[Event]],
     catalog: Catalog,
@@ -344,8 +349,6 @@ def _skeleton_view(
     view = []
     for d_i, d in enumerate(skeleton.domains, start=1):
         d_events = [e for t in d.topics for e in events[t.key]]
-        member = set(d.item_ids)
-        label, _ = trend(history.events, [e.item_id in member for e in history.events])
         topics = []
         for t_i, t in enumerate(d.topics, start=1):
             n = per_topic[t.key]
@@ -368,7 +371,7 @@ def _skeleton_view(
                 "slot": f"d{d_i}",
                 "share": round(100 * d.n_events / total),
                 "rating": _mean_rating(d_events),
-                "trend": label,
+                "trend": trends[d.key],
                 "hint": _hint(d.key, d.label, d.source),
                 "topics": topics,
             }

@@ -101,6 +101,12 @@ class _Naming:
     domain_vocabulary: dict[str, set[str]]  # domain key -> word prefixes of its items' catalogue text
     used: set[str] = field(default_factory=set)
 
+    def vocabulary(self, node: SkeletonDomain | SkeletonTopic) -> set[str]:
+        """The node's word prefixes; a domain's were computed once already."""
+        if isinstance(node, SkeletonDomain):
+            return self.domain_vocabulary[node.key]
+        return node_vocabulary(node.item_ids, self.catalog, node.label)
+
     def elsewhere(self, domain_key: str) -> set[str]:
         """Words of the user's other domains: a word they share says nothing about this one."""
         return set().union(*(v for k, v in self.domain_vocabulary.items() if k != domain_key))
@@ -119,7 +125,7 @@ def _name(
     clean = " ".join((model_name or "").split()).strip(" .-:")
     ok = node_name_ok(
         clean,
-        vocabulary=node_vocabulary(node.item_ids, naming.catalog, node.label) - naming.elsewhere(domain_key),
+        vocabulary=naming.vocabulary(node) - naming.elsewhere(domain_key),
         titles=naming.titles,
         item_ids=naming.item_ids,
         foreign=foreign,
