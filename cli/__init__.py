@@ -20,6 +20,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "extract",
         "Write a hierarchical interest profile for every user in log files.",
     ),
+    "update": (
+        "interests.cli.update",
+        "update",
+        "Bring profiles up to date with new events (the model only where words are needed).",
+    ),
     "serve": ("interests.cli.serve", "serve", "Start a vLLM OpenAI-compatible server for extraction."),
     "schema": ("interests.cli.misc", "schema", "Print the JSON Schema of a profile."),
     "models": ("interests.cli.misc", "models", "List and prepare the embedded models."),

@@ -91,3 +91,197 @@ def model_option(func: F) -> F:
         default=None,
         help="Embedded model name (default smollm2-135m), a model folder, or a model name vLLM can load.",
     )(func)
+
+
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply option decorators so that ``--help`` lists them in the order given."""
+
+    def apply(func: F) -> F:
+        for d in reversed(decorators):
+            func = d(func)
+        return func
+
+    return apply
+
+
+#: options of every command that reads interaction logs (the LOGS argument is the command's own)
+log_options = _stack(
+    click.option(
+        "--catalog", type=click.Path(), help="Item catalogue (CSV/TSV/JSON Lines/Parquet, gzip ok)."
+    ),
+    click.option(
+        "--map",
+        "mapping",
+        help="Column mapping, e.g. user=userId,item=movieId,time=timestamp,rating=rating,text=tag.",
+    ),
+    click.option(
+        "--catalog-map", "catalog_mapping", help="Catalogue column mapping, e.g. item=asin,title=title."
+    ),
+    click.option(
+        "--quarantine",
+        type=click.Path(dir_okay=False),
+        help="Bad input rows [default: <output>.quarantine.jsonl].",
+    ),
+    click.option(
+        "--strict", is_flag=True, help="Stop at the first bad input row instead of quarantining it."
+    ),
+    click.option(
+        "--strict-catalog", is_flag=True, help="Quarantine events whose item is not in the catalogue."
+    ),
+    click.option(
+        "--max-events-per-user", type=int, help="Keep only each user's most recent N events in memory."
+    ),
+    click.option(
+        "--keep-duplicates",
+        is_flag=True,
+        help="Keep exact duplicate events instead of counting them once (saves the memory of the check).",
+    ),
+    click.option(
+        "--tz",
+        default="UTC",
+        show_default=True,
+        help="Time zone for naive timestamps and for hour/weekday rhythms.",
+    ),
+)
+
+
+def read_logs_for(
+    logs: tuple[str, ...],
+    output: str,
+    *,
+    catalog: str | None,
+    mapping: str | None,
+    catalog_mapping: str | None,
+    quarantine: str | None,
+    strict: bool,
+    strict_catalog: bool,
+    max_events_per_user: int | None,
+    keep_duplicates: bool,
+    tz: str,
+    users: list[str] | None = None,
+) -> Any:
+    """Read LOGS with the :func:`log_options`; print what was read (and quarantined) on stderr."""
+    from pathlib import Path
+
+    from interests.extract import sibling_path
+    from interests.ingest import read_logs
+
+    quarantine_path = Path(quarantine) if quarantine else sibling_path(output, "quarantine")
+    parsed = read_logs(
+        list(logs),
+        mapping=mapping,
+        catalog=catalog,
+        catalog_mapping=catalog_mapping,
+        strict=strict,
+        strict_catalog=strict_catalog,
+        quarantine=quarantine_path,
+        tz=tz,
+        max_events_per_user=max_events_per_user,
+        users=users,
+        dedup=not keep_duplicates,
+    )
+    rep = parsed.report
+    click.echo(
+        f"read {rep.rows_read} rows from {len(rep.files)} file(s): {rep.rows_used} used, "
+        f"{rep.duplicates} duplicates, {rep.rows_quarantined} quarantined"
+        + (f" -> {quarantine_path}" if rep.rows_quarantined else "")
+        + f"; {rep.users} users, {rep.items} items",
+        err=True,
+    )
+    if not parsed.histories:
+        raise click.ClickException("no usable events in the logs; see the quarantine file for why")
+    return parsed
+
+
+#: options choosing the LLM that writes the words: the in-process engine or a server
+backend_options = _stack(
+    model_option,
+    engine_options,
+    click.option(
+        "--server",
+        help="Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) "
+        "instead of in-process vLLM.",
+    ),
+    click.option(
+        "--api-key",
+        envvar="INTERESTS_API_KEY",
+        default=None,
+        help="API key for --server [env: INTERESTS_API_KEY].",
+    ),
+    click.option("--served-model", help="Model name the server serves [default: asked from the server]."),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        default=8,
+        show_default=True,
+        help="Requests in flight with --server.",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=300.0,
+        show_default=True,
+        help="Per-request timeout with --server (s).",
+    ),
+    click.option(
+        "--max-model-len",
+        type=int,
+        default=None,
+        help="Context length [default: 4096 in-process; what the server reports with --server].",
+    ),
+)
+
+
+def make_backend(
+    *,
+    model: str | None,
+    tensor_parallel_size: int,
+    enforce_eager: bool | None,
+    dtype: str | None,
+    server: str | None,
+    api_key: str | None,
+    served_model: str | None,
+    concurrency: int,
+    timeout: float,
+    max_model_len: int | None,
+) -> Any:
+    """The backend the :func:`backend_options` describe (the in-process engine loads here)."""
+    if server:
+        from interests.llm.server import ServerBackend
+
+        return ServerBackend(
+            server,
+            api_key=api_key,
+            model=served_model,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_model_len=max_model_len,
+        )
+    from interests.llm.vllm_local import VLLMBackend
+
+    return VLLMBackend(
+        model,
+        max_model_len=max_model_len or 4096,
+        tensor_parallel_size=tensor_parallel_size,
+        enforce_eager=enforce_eager,
+        dtype=dtype,
+    )
+
+
+_LOG_OPTIONS = (
+    "catalog",
+    "mapping",
+    "catalog_mapping",
+    "quarantine",
+    "strict",
+    "strict_catalog",
+    "max_events_per_user",
+    "keep_duplicates",
+    "tz",
+)
+
+
+def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The keyword arguments of :func:`log_options` and of :func:`backend_options`, apart."""
+    logs = {k: v for k, v in options.items() if k in _LOG_OPTIONS}
+    return logs, {k: v for k, v in options.items() if k not in _LOG_OPTIONS}

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from interests.prompting import DEFAULT_MAX_ITEMS
 
-from .common import engine_options, model_option, sdk_command
+from .common import backend_options, log_options, make_backend, read_logs_for, sdk_command, split_options
 
 
 def _bar_shown() -> bool:
@@ -64,55 +63,13 @@ def _progress(total: int) -> Any:
     show_default=True,
     help="Profiles file (JSON Lines); re-running with the same file resumes.",
 )
-@click.option("--catalog", type=click.Path(), help="Item catalogue (CSV/TSV/JSON Lines/Parquet, gzip ok).")
-@click.option(
-    "--map",
-    "mapping",
-    help="Column mapping, e.g. user=userId,item=movieId,time=timestamp,rating=rating,text=tag.",
-)
-@click.option(
-    "--catalog-map", "catalog_mapping", help="Catalogue column mapping, e.g. item=asin,title=title."
-)
+@log_options
 @click.option(
     "--errors", type=click.Path(dir_okay=False), help="Error records [default: <output>.errors.jsonl]."
 )
-@click.option(
-    "--quarantine",
-    type=click.Path(dir_okay=False),
-    help="Bad input rows [default: <output>.quarantine.jsonl].",
-)
-@click.option("--strict", is_flag=True, help="Stop at the first bad input row instead of quarantining it.")
-@click.option("--strict-catalog", is_flag=True, help="Quarantine events whose item is not in the catalogue.")
 @click.option("--users", "users_", help="Only these user ids (comma-separated).")
 @click.option("--limit", type=click.IntRange(min=0), help="Only the first N users of the logs.")
-@model_option
-@engine_options
-@click.option(
-    "--server",
-    help="Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) "
-    "instead of in-process vLLM.",
-)
-@click.option(
-    "--api-key",
-    envvar="INTERESTS_API_KEY",
-    default=None,
-    help="API key for --server [env: INTERESTS_API_KEY].",
-)
-@click.option("--served-model", help="Model name the server serves [default: asked from the server].")
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="Requests in flight with --server.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=300.0,
-    show_default=True,
-    help="Per-request timeout with --server (s).",
-)
+@backend_options
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -135,27 +92,9 @@ def _progress(total: int) -> Any:
     help="Most recent items shown to the model per user.",
 )
 @click.option(
-    "--max-model-len",
-    type=int,
-    default=None,
-    help="Context length [default: 4096 in-process; what the server reports with --server].",
-)
-@click.option("--max-events-per-user", type=int, help="Keep only each user's most recent N events in memory.")
-@click.option(
-    "--keep-duplicates",
-    is_flag=True,
-    help="Keep exact duplicate events instead of counting them once (saves the memory of the check).",
-)
-@click.option(
     "--prompt-dir",
     type=click.Path(file_okay=False),
     help="Folder with system.j2/user.j2 overriding the built-in prompts.",
-)
-@click.option(
-    "--tz",
-    default="UTC",
-    show_default=True,
-    help="Time zone for naive timestamps and for hour/weekday rhythms.",
 )
 @click.option(
     "--redact/--no-redact",
@@ -187,100 +126,36 @@ def _progress(total: int) -> Any:
 def extract(
     logs: tuple[str, ...],
     output: str,
-    catalog: str | None,
-    mapping: str | None,
-    catalog_mapping: str | None,
     errors: str | None,
-    quarantine: str | None,
-    strict: bool,
-    strict_catalog: bool,
     users_: str | None,
     limit: int | None,
-    model: str | None,
-    tensor_parallel_size: int,
-    enforce_eager: bool | None,
-    dtype: str | None,
-    server: str | None,
-    api_key: str | None,
-    served_model: str | None,
-    concurrency: int,
-    timeout: float,
     batch_size: int,
     max_new_tokens: int,
     max_items: int,
-    max_model_len: int | None,
-    max_events_per_user: int | None,
-    keep_duplicates: bool,
     prompt_dir: str | None,
-    tz: str,
     redact: bool,
     retry_errors: bool,
     structure: str,
     taxonomy_dir: str | None,
     hash_user_ids: bool,
+    **options: Any,
 ) -> None:
     """Write a hierarchical interest profile for every user in LOGS (files, folders or - for stdin)."""
-    from interests.extract import extract_profiles, sibling_path
-    from interests.ingest import read_logs
-    from interests.llm.base import Backend
+    from interests.extract import extract_profiles
     from interests.privacy import key_from_env
 
     hash_key = key_from_env() if hash_user_ids else None  # fail before reading anything
-
-    quarantine_path = Path(quarantine) if quarantine else sibling_path(output, "quarantine")
-    user_list = [u.strip() for u in users_.split(",")] if users_ else None
-    parsed = read_logs(
-        list(logs),
-        mapping=mapping,
-        catalog=catalog,
-        catalog_mapping=catalog_mapping,
-        strict=strict,
-        strict_catalog=strict_catalog,
-        quarantine=quarantine_path,
-        tz=tz,
-        max_events_per_user=max_events_per_user,
-        users=user_list,
-        dedup=not keep_duplicates,
-    )
-    rep = parsed.report
-    click.echo(
-        f"read {rep.rows_read} rows from {len(rep.files)} file(s): {rep.rows_used} used, "
-        f"{rep.duplicates} duplicates, {rep.rows_quarantined} quarantined"
-        + (f" -> {quarantine_path}" if rep.rows_quarantined else "")
-        + f"; {rep.users} users, {rep.items} items",
-        err=True,
-    )
-    if not parsed.histories:
-        raise click.ClickException("no usable events in the logs; see the quarantine file for why")
     if taxonomy_dir and structure != "data":
         raise click.UsageError("--taxonomy groups items for --structure data only")
+    user_list = [u.strip() for u in users_.split(",")] if users_ else None
+    log_opts, backend_opts = split_options(options)
+    parsed = read_logs_for(logs, output, users=user_list, **log_opts)
     taxonomy = None
     if taxonomy_dir:
         from interests.taxonomy import Taxonomy
 
         taxonomy = Taxonomy.load(taxonomy_dir)
-    backend: Backend
-    if server:
-        from interests.llm.server import ServerBackend
-
-        backend = ServerBackend(
-            server,
-            api_key=api_key,
-            model=served_model,
-            concurrency=concurrency,
-            timeout=timeout,
-            max_model_len=max_model_len,
-        )
-    else:
-        from interests.llm.vllm_local import VLLMBackend
-
-        backend = VLLMBackend(
-            model,
-            max_model_len=max_model_len or 4096,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
-            dtype=dtype,
-        )
+    backend = make_backend(**backend_opts)
     n = len(parsed.histories) if limit is None else min(limit, len(parsed.histories))
     plain_progress = not _bar_shown()
     with _progress(n) as bar:
@@ -303,7 +178,7 @@ def extract(
                 max_new_tokens=max_new_tokens,
                 max_items=max_items,
                 prompt_dir=prompt_dir,
-                tz=tz,
+                tz=log_opts["tz"],
                 redact=redact,
                 retry_errors=retry_errors,
                 on_batch=advance,

@@ -6,7 +6,9 @@ ingestion; the on-disk formats are defined in :mod:`interests.schema`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -86,4 +88,17 @@ class UserHistory:
         return list(dict.fromkeys(e.item_id for e in self.events))
 
 
-__all__ = ["Catalog", "Event", "Item", "UserHistory"]
+def history_digest(events: Sequence[Event]) -> str:
+    """SHA-256 of a user's events (item, time, rating, kind, text; not the file position).
+
+    Two reads of the same rows give the same digest, whatever file or line they
+    came from; any added, removed or changed event gives another one.
+    """
+    h = hashlib.sha256()
+    for e in events:
+        h.update(json.dumps([e.item_id, e.ts, e.rating, e.event, e.text], ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+__all__ = ["Catalog", "Event", "Item", "UserHistory", "history_digest"]

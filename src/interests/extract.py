@@ -20,15 +20,15 @@ from pydantic import BaseModel, ValidationError
 
 from . import __version__
 from .draft import draft_model, skeleton_model
-from .events import Catalog, UserHistory
+from .events import Catalog, UserHistory, history_digest
 from .grounding import GroundingError, ground_profile, now_iso
-from .item_groups import ItemGroups, group_items
+from .item_groups import ItemGroups, extend_groups, group_items
 from .llm.base import Backend, GenRequest, GenResult
 from .privacy import check_resume_ids, pseudonymise
 from .prompting import DEFAULT_MAX_ITEMS, Prompt, PromptRenderer
 from .redact import Redactor
 from .schema import ErrorRecord, InterestProfile, Provenance
-from .signals import compute_signals, dataset_reference
+from .signals import compute_signals, dataset_reference, iso
 from .skeleton import Skeleton, SkeletonRules, build_skeleton
 from .skeleton_grounding import ground_skeleton
 from .store import append_lines, done_users, repair, rewrite_without
@@ -41,11 +41,36 @@ Structure = Literal["data", "model"]
 RAW_OUTPUT_CHARS = 4000
 
 
-def sibling_path(output: str | Path, kind: str) -> Path:
-    """``out/profiles.jsonl`` -> ``out/profiles.<kind>.jsonl``."""
+def sibling_path(output: str | Path, kind: str, suffix: str = ".jsonl") -> Path:
+    """``out/profiles.jsonl`` -> ``out/profiles.<kind>.jsonl`` (or ``<kind><suffix>``)."""
     p = Path(output)
     stem = p.name[: -len(".jsonl")] if p.name.endswith(".jsonl") else p.stem
-    return p.with_name(f"{stem}.{kind}.jsonl")
+    return p.with_name(f"{stem}.{kind}{suffix}")
+
+
+def run_groups(
+    output: str | Path,
+    histories: Mapping[str, UserHistory],
+    catalog: Catalog | None,
+    taxonomy: Taxonomy | None = None,
+) -> ItemGroups:
+    """The item groups of the profiles in ``output``: made once and saved next to them.
+
+    ``<output>.groups.json`` keeps them, so a resumed run and a later
+    ``interests update`` group items exactly as the first run did (a cluster
+    grouping refitted on other logs would give every user new groups).
+    Items logged since get their candidates from the catalogue
+    (:func:`~interests.item_groups.extend_groups`).
+    """
+    path = sibling_path(output, "groups", ".json")
+    if path.exists():
+        groups = ItemGroups.load(path)
+        if extend_groups(groups, histories, catalog, taxonomy=taxonomy) and groups.source != "cluster":
+            groups.save(path)
+        return groups
+    groups = group_items(histories, catalog, taxonomy=taxonomy)
+    groups.save(path)
+    return groups
 
 
 @dataclass
@@ -206,13 +231,12 @@ def extract_profiles(
 
     scale, latest = dataset_reference(histories.values())
     ref = as_of if as_of is not None else latest
-    redactor = Redactor(enabled=redact)
     if structure not in ("data", "model"):
         raise ValueError(f"structure must be 'data' or 'model', not {structure!r}")
-    renderer = PromptRenderer(prompt_dir, redactor=redactor, skeleton=structure == "data")
-    groups = group_items(histories, catalog, taxonomy=taxonomy) if structure == "data" and todo else None
-    plan = attempt_plan(max_new_tokens, max_attempts)
-    prompt_budget = backend.max_model_len - max(a.max_tokens for a in plan) - 8
+    redactor, renderer, plan, prompt_budget = prepare_prompts(
+        backend, prompt_dir, redact, structure == "data", max_new_tokens, max_attempts
+    )
+    groups = run_groups(output, histories, catalog, taxonomy) if structure == "data" and todo else None
     t0 = time.perf_counter()
     try:
         for batch in _batches(todo, batch_size):
@@ -245,6 +269,21 @@ def extract_profiles(
             backend.close()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def prepare_prompts(
+    backend: Backend,
+    prompt_dir: str | Path | None,
+    redact: bool,
+    skeleton: bool,
+    max_new_tokens: int,
+    max_attempts: int,
+) -> tuple[Redactor, PromptRenderer, list[Attempt], int]:
+    """The redactor, prompt renderer, decoding plan and prompt token budget of a run."""
+    redactor = Redactor(enabled=redact)
+    renderer = PromptRenderer(prompt_dir, redactor=redactor, skeleton=skeleton)
+    plan = attempt_plan(max_new_tokens, max_attempts)
+    return redactor, renderer, plan, backend.max_model_len - max(a.max_tokens for a in plan) - 8
 
 
 def _run_batch(
@@ -321,7 +360,7 @@ def _run_batch(
                 job.failures.append(parsed)
                 still.append(out.key)
                 continue
-            provenance = _provenance(backend, renderer, job.prompt, n + 1)
+            provenance = _provenance(backend, renderer, job.prompt, n + 1, job.history)
             prompt_text = "\n".join(m["content"] for m in job.prompt.messages)
             try:
                 if job.skeleton is not None:
@@ -367,7 +406,9 @@ def _run_batch(
     return profiles, records
 
 
-def _provenance(backend: Backend, renderer: PromptRenderer, prompt: Prompt, attempts: int) -> Provenance:
+def _provenance(
+    backend: Backend, renderer: PromptRenderer, prompt: Prompt, attempts: int, history: UserHistory
+) -> Provenance:
     return Provenance(
         model=backend.model,
         backend=backend.name,
@@ -380,7 +421,17 @@ def _provenance(backend: Backend, renderer: PromptRenderer, prompt: Prompt, atte
         truncated=prompt.truncated,
         attempts=attempts,
         package_version=__version__,
+        **history_stamp(history),
     )
 
 
-__all__ = ["ExtractResult", "extract_profiles", "sibling_path"]
+def history_stamp(history: UserHistory) -> dict[str, Any]:
+    """The provenance fields that tell ``interests update`` whether a history changed since."""
+    stamps = [e.ts for e in history.events if e.ts is not None]
+    return {
+        "events_digest": history_digest(history.events),
+        "last_event_at": iso(max(stamps)) if stamps else None,
+    }
+
+
+__all__ = ["ExtractResult", "extract_profiles", "history_stamp", "run_groups", "sibling_path"]

@@ -22,10 +22,13 @@ words most distinctive of its items' titles (c-TF-IDF).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -67,6 +70,28 @@ class ItemGroups:
     def label(self, key: str) -> str:
         return self.labels.get(key, key)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "paths": self.paths, "labels": self.labels, "metrics": self.metrics}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ItemGroups:
+        return cls(
+            d["source"], dict(d.get("paths", {})), dict(d.get("labels", {})), dict(d.get("metrics", {}))
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the groups as JSON (temp file + rename): a later run groups items the same way."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, p)
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> ItemGroups:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
 
 def group_items(
     histories: Mapping[str, UserHistory],
@@ -96,6 +121,37 @@ def group_items(
     if source == "category":
         return _from_categories(items, cat)
     return _from_clusters(histories, items, cat, seed)
+
+
+def extend_groups(
+    groups: ItemGroups,
+    histories: Mapping[str, UserHistory],
+    catalog: Catalog | None = None,
+    *,
+    taxonomy: Taxonomy | None = None,
+) -> list[str]:
+    """Give items logged since ``groups`` were made their candidates, in place; returns them.
+
+    Categories and a taxonomy place a new item exactly as a full run would.
+    Item clusters are not re-fitted (that would rename every user's groups):
+    a new item of a catalogue without categories has no candidate, so it stays
+    out of the hierarchy until a full ``extract`` regroups the catalogue.
+    """
+    cat = catalog or Catalog()
+    new = [i for i in dict.fromkeys(e.item_id for h in histories.values() for e in h.events)]
+    new = [i for i in new if i not in groups.paths]
+    if not new:
+        return []
+    if groups.source == "category":
+        more = _from_categories(new, cat)
+    elif groups.source == "taxonomy" and taxonomy is not None:
+        more = _from_taxonomy(new, cat, taxonomy)
+    else:
+        return new
+    groups.paths.update(more.paths)
+    for k, v in more.labels.items():
+        groups.labels.setdefault(k, v)
+    return new
 
 
 def _from_categories(items: Sequence[str], catalog: Catalog) -> ItemGroups:

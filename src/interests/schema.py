@@ -20,9 +20,11 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION: Final = "1.1"
-#: versions this code reads: 1.1 added ``key``/``name_source`` on nodes and ``provenance.structure``
-SchemaVersion = Literal["1.0", "1.1"]
+SCHEMA_VERSION: Final = "1.2"
+#: versions this code reads: 1.1 added ``key``/``name_source`` on nodes and ``provenance.structure``;
+#: 1.2 added ``provenance.events_digest``/``last_event_at``/``made_by`` (what ``interests update`` reads)
+SchemaVersion = Literal["1.0", "1.1", "1.2"]
+MadeBy = Literal["extract", "update-exact", "update-llm"]
 NameSource = Literal["model", "computed"]
 
 TextSentiment = Literal["positive", "neutral", "negative", "mixed"]
@@ -160,6 +162,16 @@ class Provenance(_Strict):
         default=0, ge=0, description="domain/topic names grounding replaced by the evidence's categories"
     )
     package_version: str = ""
+    events_digest: str | None = Field(
+        default=None,
+        description="SHA-256 of the events the profile was built from; `interests update` compares it",
+    )
+    last_event_at: str | None = Field(default=None, description="time of the newest of those events (UTC)")
+    made_by: MadeBy = Field(
+        default="extract",
+        description="'extract'; 'update-exact': statistics recomputed, the previous words kept; "
+        "'update-llm': the hierarchy changed enough for new words",
+    )
 
 
 class InterestProfile(_Strict):
