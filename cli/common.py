@@ -285,3 +285,13 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     """The keyword arguments of :func:`log_options` and of :func:`backend_options`, apart."""
     logs = {k: v for k, v in options.items() if k in _LOG_OPTIONS}
     return logs, {k: v for k, v in options.items() if k not in _LOG_OPTIONS}
+
+
+def half_life_option(func: F) -> F:
+    return click.option(
+        "--half-life",
+        "half_life_days",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Decay older events in the node weights with this half-life in days [default: no decay].",
+    )(func)

@@ -10,7 +10,15 @@ import click
 
 from interests.prompting import DEFAULT_MAX_ITEMS
 
-from .common import backend_options, log_options, make_backend, read_logs_for, sdk_command, split_options
+from .common import (
+    backend_options,
+    half_life_option,
+    log_options,
+    make_backend,
+    read_logs_for,
+    sdk_command,
+    split_options,
+)
 
 
 def _bar_shown() -> bool:
@@ -117,6 +125,7 @@ def _progress(total: int) -> Any:
     type=click.Path(file_okay=False, exists=True),
     help="A shared taxonomy (interests taxonomy build) to group every user's items by (structure data).",
 )
+@half_life_option
 @click.option(
     "--hash-user-ids",
     is_flag=True,
@@ -138,6 +147,7 @@ def extract(
     structure: str,
     taxonomy_dir: str | None,
     hash_user_ids: bool,
+    half_life_days: float | None,
     **options: Any,
 ) -> None:
     """Write a hierarchical interest profile for every user in LOGS (files, folders or - for stdin)."""
@@ -185,6 +195,7 @@ def extract(
                 structure=structure,  # type: ignore[arg-type]
                 taxonomy=taxonomy,
                 hash_key=hash_key,
+                half_life_days=half_life_days,
             )
         finally:
             backend.close()

@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from .common import backend_options, log_options, make_backend, read_logs_for, sdk_command, split_options
+from .common import (
+    backend_options,
+    half_life_option,
+    log_options,
+    make_backend,
+    read_logs_for,
+    sdk_command,
+    split_options,
+)
 
 
 @click.command()
@@ -47,6 +55,7 @@ from .common import backend_options, log_options, make_backend, read_logs_for, s
     type=click.Path(file_okay=False, exists=True),
     help="The shared taxonomy the profiles were grouped by (extract --taxonomy).",
 )
+@half_life_option
 @backend_options
 @click.option(
     "--batch-size",
@@ -69,6 +78,7 @@ def update(
     taxonomy_dir: str | None,
     batch_size: int,
     as_json: bool,
+    half_life_days: float | None,
     **options: Any,
 ) -> None:
     """Update the profiles of the users whose events changed in LOGS (the whole log again, or new files).
@@ -108,6 +118,7 @@ def update(
         batch_size=batch_size,
         tz=log_opts["tz"],
         on_batch=progress,
+        half_life_days=half_life_days,
     )
     why = ", ".join(f"{n} {r}" for r, n in sorted(res.reasons.items(), key=lambda kv: -kv[1])[:3])
     click.echo(

@@ -218,3 +218,28 @@ def test_cli_update_reads_new_log_rows_and_reports_what_it_did(
     after = {p.user_id: p for p in read_profiles(out)}
     assert after[user].stats.n_events == before[user].stats.n_events + 1
     assert "1 updated without the model" in res.stderr or counts["llm"] == 1
+
+
+def test_a_half_life_weighs_recent_events_more_and_is_recorded(planted: Any) -> None:
+    from interests.skeleton_grounding import event_mass
+
+    histories, catalog, out = planted
+    h = histories[next(iter(histories))]
+    flat = event_mass(h.events)
+    decayed = event_mass(h.events, half_life_days=30.0)
+    assert flat == {i: float(sum(e.item_id == i for e in h.events)) for i in flat}
+    last = h.events[-1]
+    old = min(h.events, key=lambda e: e.ts or 0.0)
+    assert decayed[last.item_id] > 0.9 and decayed[old.item_id] < flat[old.item_id]
+    # planted B: every user's first domain fades, the second rises; a half-life tips the weights
+    res = update_profiles(
+        histories, profiles=out, catalog=catalog, llm=False, refresh=True, half_life_days=30.0
+    )
+    assert res.exact + res.llm == 6
+    for p in read_profiles(out):
+        assert p.provenance.half_life_days == 30.0
+        rising = [d for d, t in zip(p.domains, p.time_patterns.by_domain, strict=True) if t.trend == "rising"]
+        fading = [d for d, t in zip(p.domains, p.time_patterns.by_domain, strict=True) if t.trend == "fading"]
+        if rising and fading:
+            assert rising[0].weight > fading[0].weight
+        assert abs(sum(d.weight for d in p.domains) - 1.0) < 0.01

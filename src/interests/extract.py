@@ -178,6 +178,7 @@ def extract_profiles(
     structure: Structure = "data",
     taxonomy: Taxonomy | None = None,
     skeleton_rules: SkeletonRules | None = None,
+    half_life_days: float | None = None,
 ) -> ExtractResult:
     """Write a grounded profile (or an error record) for every selected user.
 
@@ -255,6 +256,7 @@ def extract_profiles(
                 result,
                 groups,
                 skeleton_rules,
+                half_life_days=half_life_days,
             )
             append_lines(output, profiles)
             append_lines(errors_path, records)
@@ -301,6 +303,8 @@ def _run_batch(
     result: ExtractResult,
     groups: ItemGroups | None = None,
     rules: SkeletonRules | None = None,
+    *,
+    half_life_days: float | None = None,
 ) -> tuple[list[InterestProfile], list[ErrorRecord]]:
     profiles: list[InterestProfile] = []
     records: list[ErrorRecord] = []
@@ -370,8 +374,10 @@ def _run_batch(
                         job.history,
                         signals[out.key],
                         catalog,
-                        provenance=provenance,
+                        provenance=provenance.model_copy(update={"half_life_days": half_life_days}),
                         prompt_text=prompt_text,
+                        half_life_days=half_life_days,
+                        as_of=as_of,
                     )
                 else:
                     profile = ground_profile(

@@ -167,6 +167,9 @@ class Provenance(_Strict):
         description="SHA-256 of the events the profile was built from; `interests update` compares it",
     )
     last_event_at: str | None = Field(default=None, description="time of the newest of those events (UTC)")
+    half_life_days: float | None = Field(
+        default=None, description="older events were decayed in the node weights with this half-life"
+    )
     made_by: MadeBy = Field(
         default="extract",
         description="'extract'; 'update-exact': statistics recomputed, the previous words kept; "

@@ -153,8 +153,15 @@ def ground_skeleton(
     *,
     provenance: Provenance,
     prompt_text: str = "",
+    half_life_days: float | None = None,
+    as_of: float | None = None,
 ) -> InterestProfile:
-    """Fill the skeleton with the draft's words (the grounding stage of structure "data")."""
+    """Fill the skeleton with the draft's words (the grounding stage of structure "data").
+
+    With ``half_life_days``, an event ``age`` days older than ``as_of`` (default:
+    the user's last event) counts ``0.5 ** (age / half_life_days)`` in the node
+    weights; the skeleton itself (which groups exist) still counts every event once.
+    """
     cat = catalog or Catalog()
     by_item: dict[str, list[Event]] = {}
     for e in history.events:
@@ -168,7 +175,12 @@ def ground_skeleton(
         domain_vocabulary={d.key: node_vocabulary(d.item_ids, cat, d.label) for d in skeleton.domains},
     )
     used = naming.used
-    total = max(skeleton.n_events, 1)
+    mass = event_mass(history.events, half_life_days, as_of)
+
+    def weight(ids: Sequence[str], of: Sequence[str]) -> float:
+        return round(sum(mass[i] for i in ids) / max(sum(mass[i] for i in of), 1e-12), 4)
+
+    every = [i for d in skeleton.domains for i in d.item_ids]
     domains: list[Domain] = []
     from_model = 0
     for d_i, d in enumerate(skeleton.domains, start=1):
@@ -203,7 +215,7 @@ def ground_skeleton(
             topics.append(
                 Topic(
                     name=t_name,
-                    weight=round(t.n_events / max(d.n_events, 1), 4),
+                    weight=weight(t.item_ids, d_items),
                     sentiment=_sentiment(t.item_ids, by_item, scale, text),
                     item_ids=ids,
                     attributes=_attributes(model_attrs, ids, cat, set(by_item)),
@@ -216,7 +228,7 @@ def ground_skeleton(
         domains.append(
             Domain(
                 name=d_name,
-                weight=round(d.n_events / total, 4),
+                weight=weight(d_items, every),
                 sentiment=_sentiment(
                     d_items, by_item, scale, Counter(texts).most_common(1)[0][0] if texts else None
                 ),
@@ -260,9 +272,26 @@ def ground_skeleton(
     )
 
 
+def event_mass(
+    events: Sequence[Event], half_life_days: float | None = None, as_of: float | None = None
+) -> dict[str, float]:
+    """Each item's events counted (``half_life_days=None``) or decayed by age (an undated event counts 1)."""
+    mass: dict[str, float] = {}
+    if half_life_days is None or half_life_days <= 0:
+        for e in events:
+            mass[e.item_id] = mass.get(e.item_id, 0.0) + 1.0
+        return mass
+    stamps = [e.ts for e in events if e.ts is not None]
+    ref = as_of if as_of is not None else (max(stamps) if stamps else 0.0)
+    for e in events:
+        age = max(0.0, ref - e.ts) / 86400.0 if e.ts is not None else 0.0
+        mass[e.item_id] = mass.get(e.item_id, 0.0) + 0.5 ** (age / half_life_days)
+    return mass
+
+
 def _attr(value: str) -> Attribute:
     name, _, val = value.partition(": ")
     return Attribute(name=name, value=val)
 
 
-__all__ = ["ground_skeleton", "node_name_ok", "node_vocabulary"]
+__all__ = ["event_mass", "ground_skeleton", "node_name_ok", "node_vocabulary"]

@@ -46,7 +46,7 @@ from .prompting import DEFAULT_MAX_ITEMS
 from .schema import ErrorRecord, InterestProfile, Provenance
 from .signals import compute_signals, dataset_reference
 from .skeleton import OTHER, Skeleton, SkeletonRules, build_skeleton
-from .skeleton_grounding import ground_skeleton
+from .skeleton_grounding import event_mass, ground_skeleton
 from .store import append_lines, done_users, iter_jsonl, read_profiles, repair
 
 if TYPE_CHECKING:
@@ -67,18 +67,28 @@ class Change:
     reason: str = ""
 
 
-def words_needed(old: InterestProfile, skeleton: Skeleton, weight_shift: float = WEIGHT_SHIFT) -> str | None:
+def words_needed(
+    old: InterestProfile,
+    skeleton: Skeleton,
+    weight_shift: float = WEIGHT_SHIFT,
+    mass: Mapping[str, float] | None = None,
+) -> str | None:
     """Why the previous words no longer fit the new skeleton, or ``None`` when they do.
 
     "<domain>/other" topics are left out: they are named by the data anyway.
+    ``mass`` (item -> decayed event count) weighs the new domains as grounding will.
     """
     if old.provenance.structure != "data":
         return "the profile was grouped by the model"
-    old_d = {d.key: d.weight for d in old.domains}
-    if None in old_d:
+    if any(d.key is None for d in old.domains):
         return "the profile has no group keys (schema 1.0)"
-    total = max(skeleton.n_events, 1)
-    new_d = {d.key: d.n_events / total for d in skeleton.domains}
+    old_d = {str(d.key): d.weight for d in old.domains}
+    if mass is None:
+        total = max(skeleton.n_events, 1)
+        new_d = {d.key: d.n_events / total for d in skeleton.domains}
+    else:
+        every = max(sum(mass[i] for d in skeleton.domains for i in d.item_ids), 1e-12)
+        new_d = {d.key: sum(mass[i] for i in d.item_ids) / every for d in skeleton.domains}
     if added := sorted(set(new_d) - set(old_d)):
         return f"new domain {added[0]!r}"
     if gone := sorted(set(old_d) - set(new_d)):
@@ -89,10 +99,10 @@ def words_needed(old: InterestProfile, skeleton: Skeleton, weight_shift: float =
 
     old_t = topics([t.key for d in old.domains for t in d.topics])
     new_t = topics([t.key for _, t in skeleton.topics()])
-    if added := sorted(new_t - old_t):
-        return f"new topic {added[0]!r}"
-    if gone := sorted(old_t - new_t):
-        return f"topic {gone[0]!r} gone"
+    if more := sorted(new_t - old_t):
+        return f"new topic {more[0]!r}"
+    if less := sorted(old_t - new_t):
+        return f"topic {less[0]!r} gone"
     key, shift = max(((k, abs(new_d[k] - w)) for k, w in old_d.items()), key=lambda kv: kv[1])
     if shift >= weight_shift:
         return f"domain {key!r} moved by {shift:.2f} of the events"
@@ -149,6 +159,8 @@ def plan_changes(
     rules: SkeletonRules | None = None,
     weight_shift: float = WEIGHT_SHIFT,
     refresh: bool = False,
+    half_life_days: float | None = None,
+    as_of: float | None = None,
 ) -> tuple[dict[str, Change], dict[str, Skeleton]]:
     """The :class:`Change` of every user in ``histories`` (and the skeletons built on the way)."""
     changes: dict[str, Change] = {}
@@ -162,7 +174,8 @@ def plan_changes(
             changes[uid] = Change("unchanged")
             continue
         skeletons[uid] = build_skeleton(h, groups, catalog, rules)
-        why = "refresh requested" if refresh else words_needed(prev, skeletons[uid], weight_shift)
+        mass = event_mass(h.events, half_life_days, as_of) if half_life_days else None
+        why = "refresh requested" if refresh else words_needed(prev, skeletons[uid], weight_shift, mass)
         changes[uid] = Change("llm", why) if why else Change("exact", "same groups")
     return changes, skeletons
 
@@ -188,6 +201,7 @@ def refresh_profiles(
     prompt_dir: str | Path | None = None,
     redact: bool = True,
     changes: Mapping[str, Change] | None = None,
+    half_life_days: float | None = None,
 ) -> RefreshResult:
     """New profiles for the users of ``histories`` whose events changed since ``old`` (in memory).
 
@@ -201,7 +215,15 @@ def refresh_profiles(
     groups = groups if groups is not None else group_items(histories, catalog, taxonomy=taxonomy)
     if changes is None:
         changes, skeletons = plan_changes(
-            histories, old, groups, catalog, rules=rules, weight_shift=weight_shift, refresh=refresh
+            histories,
+            old,
+            groups,
+            catalog,
+            rules=rules,
+            weight_shift=weight_shift,
+            refresh=refresh,
+            half_life_days=half_life_days,
+            as_of=as_of,
         )
     else:
         changes = dict(changes)
@@ -221,7 +243,7 @@ def refresh_profiles(
         sk = skeletons.get(uid) or build_skeleton(h, groups, catalog, rules)
         prev = old.get(uid)
         try:
-            out.profiles[uid] = _regrounded(prev, sk, h, catalog, tz, as_of, rating_scale)
+            out.profiles[uid] = _regrounded(prev, sk, h, catalog, tz, as_of, rating_scale, half_life_days)
         except Exception as exc:  # one bad user must not stop the others
             out.errors.append(ErrorRecord(user_id=uid, stage="ground", reason=str(exc), created_at=now_iso()))
     if words:
@@ -235,7 +257,7 @@ def refresh_profiles(
             batch = words[k : k + batch_size]
             profiles, records = _run_batch(
                 batch, histories, catalog, engine, renderer, plan, budget, max_items, tz, as_of,
-                rating_scale, out.extract, groups, rules,
+                rating_scale, out.extract, groups, rules, half_life_days=half_life_days,
             )  # fmt: skip
             for p in profiles:
                 made_by = "update-llm" if changes[p.user_id].kind == "llm" else "extract"
@@ -254,6 +276,7 @@ def _regrounded(
     tz: str,
     as_of: float | None,
     scale: tuple[float, float] | None,
+    half_life_days: float | None = None,
 ) -> InterestProfile:
     """The skeleton grounded with the previous profile's words (or none: computed labels)."""
     signals = compute_signals(history, catalog, tz=tz, as_of=as_of, rating_scale=scale)
@@ -262,6 +285,7 @@ def _regrounded(
         "made_by": "update-exact",
         "events_total": len(history.events),
         "package_version": __version__,
+        "half_life_days": half_life_days,
         **history_stamp(history),
     }
     if prev is not None:
@@ -279,7 +303,16 @@ def _regrounded(
             structure="data",
             **stamp,
         )
-    return ground_skeleton(draft, skeleton, history, signals, catalog, provenance=provenance)
+    return ground_skeleton(
+        draft,
+        skeleton,
+        history,
+        signals,
+        catalog,
+        provenance=provenance,
+        half_life_days=half_life_days,
+        as_of=as_of,
+    )
 
 
 # ---- files -------------------------------------------------------------------------------------------
@@ -387,6 +420,7 @@ def update_profiles(
     batch_size: int = 32,
     tz: str = "UTC",
     as_of: float | None = None,
+    half_life_days: float | None = None,
     on_batch: Callable[[UpdateResult, int], None] | None = None,
     **extract_options: Any,
 ) -> UpdateResult:
@@ -421,7 +455,15 @@ def update_profiles(
     scale, latest = dataset_reference(histories.values())
     groups = run_groups(output, histories, catalog, taxonomy)
     changes, _ = plan_changes(
-        todo, old, groups, catalog, rules=rules, weight_shift=weight_shift, refresh=refresh
+        todo,
+        old,
+        groups,
+        catalog,
+        rules=rules,
+        weight_shift=weight_shift,
+        refresh=refresh,
+        half_life_days=half_life_days,
+        as_of=as_of if as_of is not None else latest,
     )
     kinds = Counter(c.kind for c in changes.values())
     result.unchanged, result.exact, result.llm, result.new = (
@@ -463,6 +505,7 @@ def update_profiles(
                     rating_scale=scale,
                     batch_size=batch_size,
                     changes={u: changes[u] for u in batch},
+                    half_life_days=half_life_days,
                     **extract_options,
                 )
                 append_lines(staged, res.profiles.values())
