@@ -30,7 +30,10 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
     help="Recommendations per user (with --model).",
 )
 @click.option(
-    "--logs", multiple=True, type=_FILE, help="Log files: evidence rows, review snippets, exact charts."
+    "--logs",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Log files or folders (repeatable): evidence rows, review snippets, exact charts.",
 )
 @click.option("--catalog", type=_FILE, default=None, help="Item catalogue (titles, categories).")
 @click.option("--errors", type=_FILE, default=None, help="Error records of the run (JSON Lines).")
@@ -40,7 +43,7 @@ _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Report file: .html or .md.",
+    help="Report file: .html or .md; - writes to standard output (give --format).",
 )
 @click.option(
     "--format",
@@ -88,14 +91,14 @@ def report(
         --logs examples/logs/events.csv --catalog examples/logs/catalog.jsonl -o u001.html
     interests report out/profiles.jsonl --all --errors out/profiles.errors.jsonl -o report.md
     """
-    from interests.report import write_report
+    from interests.report import render_report, write_report
 
     if users and all_users:
         raise click.UsageError("give --user or --all, not both")
-    path = write_report(
-        output,
-        profiles,
-        format=fmt,  # type: ignore[arg-type]
+    to_stdout = str(output) == "-"
+    if to_stdout and fmt is None:
+        raise click.UsageError("-o - writes to standard output: give --format html or --format md")
+    options = dict(
         user=list(users) or None,
         all_users=all_users,
         logs=list(logs) or None,
@@ -109,4 +112,8 @@ def report(
         title=title,
         max_sections=sections,
     )
-    click.echo(f"wrote {path}")
+    if to_stdout:
+        click.echo(render_report(profiles, format=fmt, **options), nl=False)  # type: ignore[arg-type]
+        return
+    path = write_report(output, profiles, format=fmt, **options)  # type: ignore[arg-type]
+    click.echo(f"wrote {path}", err=True)

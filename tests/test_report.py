@@ -712,3 +712,25 @@ def test_browser_launch_is_tried_again_when_chromium_does_not_answer(tmp_path: P
         b.start()
     assert launches.read_text().count("launch") == Browser.LAUNCH_TRIES == 2
     assert b._proc is None  # both mute processes were stopped
+
+
+def test_cli_report_reads_log_folders_and_writes_to_stdout(run: Run, tmp_path: Path) -> None:
+    """`report --logs DIR` (as the README shows) and `-o -` (was a file named "-")."""
+    runner = CliRunner()
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "events.csv").write_bytes(Path(run.events).read_bytes())
+    args = ["report", str(run.profiles_path), "--user", "u001", "--logs", str(folder)]
+    args += ["--catalog", str(run.catalog_path), "--format", "md", "-o", "-"]
+    with_dir = runner.invoke(cli, args)
+    assert with_dir.exit_code == 0, with_dir.output
+    assert with_dir.stdout.startswith("#") and "u001" in with_dir.stdout
+    assert not Path("-").exists()
+    with_file = runner.invoke(cli, [*args[:5], str(run.events), *args[6:]])
+
+    def body(text: str) -> list[str]:  # without the "generated at" line and the files' paths
+        return [re.sub(r"\(file://[^)]*\)", "", s) for s in text.splitlines() if "by interests" not in s]
+
+    assert body(with_file.stdout) == body(with_dir.stdout)  # the folder gave the same evidence as the file
+    no_format = runner.invoke(cli, ["report", str(run.profiles_path), "--all", "-o", "-"])
+    assert no_format.exit_code == 2 and "--format" in no_format.output
