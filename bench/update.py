@@ -5,8 +5,9 @@ cached for the BENCHMARK.md split (``.cache/recsys/<dataset>-data/``):
 ``train/`` holds profiles of each user's train events, ``train+valid/`` a full
 re-extraction on train + valid events.
 
-    python bench/update.py cost --dataset amazon-gift-cards            # 10% of users get new events
+    python bench/update.py cost --dataset amazon-gift-cards --subset 100   # 10% of 100 users get new events
     python bench/update.py quality --dataset amazon-gift-cards --seeds 0,1,2,3,4
+    python bench/update.py decay --dataset amazon-gift-cards --seeds 0,1,2   # choose --half-life
 
 ``cost``: every user's profile at time T (train events; stamped once with
 ``update --no-llm`` so each records its events digest), then the valid
@@ -16,6 +17,8 @@ same events with the same engine (engine start-up excluded from both, and
 reported). ``quality``: the protocol run with the test-stage profiles made by
 ``update`` from the train profiles (every user's history grew) instead of the
 ``train+valid/`` re-extraction; compare with ``bench/results/recsys-<dataset>.json``.
+``decay``: the valid-stage profiles re-weighted with each ``--half-lives`` value
+(``update --no-llm --refresh``, no model) and the recommender's valid NDCG@20.
 Results: ``bench/results/update-<dataset>.json``.
 """
 
@@ -60,7 +63,8 @@ def _start_copy(cache: Path, dest: Path, train: Mapping[str, Any], catalog: Any)
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     out = dest / "profiles.jsonl"
-    shutil.copy(cache / "train" / "profiles.jsonl", out)
+    with (cache / "train" / "profiles.jsonl").open(encoding="utf-8") as src, out.open("w") as dst:
+        dst.writelines(line for line in src if json.loads(line)["user_id"] in train)
     groups = cache / "train" / "profiles.groups.json"
     if groups.is_file():
         shutil.copy(groups, dest / "profiles.groups.json")
@@ -77,8 +81,11 @@ def cost(args: argparse.Namespace) -> dict[str, Any]:
     logs = load(args.dataset, args.sample_users)
     cache = ROOT / ".cache" / "recsys" / f"{args.dataset}-data"
     train, grown = _cuts(logs)
-    users = sorted(u for u in train if len(grown[u].events) > len(train[u].events))
     rng = np.random.default_rng(0)
+    if args.subset and args.subset < len(train):
+        keep = set(rng.choice(sorted(train), size=args.subset, replace=False).tolist())
+        train = {u: h for u, h in train.items() if u in keep}
+    users = sorted(u for u in train if len(grown[u].events) > len(train[u].events))
     moved = set(rng.choice(users, size=max(1, round(args.share * len(train))), replace=False).tolist())
     now = {u: (grown[u] if u in moved else h) for u, h in train.items()}
     work = ROOT / ".cache" / "bench-update" / args.dataset
@@ -88,6 +95,7 @@ def cost(args: argparse.Namespace) -> dict[str, Any]:
     stamp_s = time.perf_counter() - t
     t = time.perf_counter()
     engine = VLLMBackend(args.model)
+    engine.start()
     start_s = time.perf_counter() - t
     try:
         t = time.perf_counter()
@@ -161,18 +169,63 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     return {"dataset": args.dataset, "seeds": seeds, "update": counts, "table": res.table}
 
 
+def decay(args: argparse.Namespace) -> dict[str, Any]:
+    """Valid NDCG@20 of the recommender fed with train profiles re-weighted by each half-life (no LLM)."""
+    import torch
+
+    from interests.recsys.data import from_user_histories
+    from interests.recsys.evaluate import hashing_taxonomy
+    from interests.recsys.recommender import TwoTower
+    from interests.recsys.split import TemporalSplit
+    from interests.store import read_profiles
+    from interests.update import update_profiles
+
+    torch.set_num_threads(1)
+    logs = load(args.dataset, args.sample_users)
+    cache = ROOT / ".cache" / "recsys" / f"{args.dataset}-data"
+    train, _ = _cuts(logs)
+    data = from_user_histories(logs.histories)
+    v = TemporalSplit.of(data).case("valid", "all")
+    valid_map = {
+        v.fit.user_ids[u]: [data.item_ids[i] for i in t] for u, t in zip(v.users, v.targets, strict=True)
+    }
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows: dict[str, Any] = {}
+    for h in [None, *(float(x) for x in args.half_lives.split(","))]:
+        work = ROOT / ".cache" / "bench-update" / args.dataset / "decay"
+        out = _start_copy(cache, work, train, logs.catalog)
+        update_profiles(train, profiles=out, catalog=logs.catalog, llm=False, refresh=True, half_life_days=h)
+        profiles = {p.user_id: p for p in read_profiles(out)}
+        taxonomy = hashing_taxonomy(logs.catalog)("valid", profiles)
+        scores = []
+        for seed in seeds:
+            m = TwoTower(seed=seed).fit(
+                v.fit, catalog=logs.catalog, profiles=profiles, taxonomy=taxonomy, valid=valid_map
+            )
+            scores.append(float(m.train_log.best_valid or 0.0))
+        rows["none" if h is None else f"{h:g}"] = {
+            "valid_ndcg@20": round(float(np.mean(scores)), 5),
+            "std": round(float(np.std(scores)), 5),
+            "per_seed": [round(x, 5) for x in scores],
+        }
+        logging.info("half-life %s: %s", h, rows["none" if h is None else f"{h:g}"])
+    return {"dataset": args.dataset, "seeds": seeds, "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["cost", "quality"])
+    ap.add_argument("what", choices=["cost", "quality", "decay"])
     ap.add_argument("--dataset", default="amazon-gift-cards")
     ap.add_argument("--sample-users", type=int, default=None)
     ap.add_argument("--share", type=float, default=0.1, help="share of users whose new events arrive (cost)")
+    ap.add_argument("--subset", type=int, default=None, help="cost: only N random users of the data set")
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--model", default=None)
+    ap.add_argument("--half-lives", default="30,90,365", help="half-lives in days to compare (decay)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    result = cost(args) if args.what == "cost" else quality(args)
+    result = {"cost": cost, "quality": quality, "decay": decay}[args.what](args)
     tag = f"-sample{args.sample_users}" if args.sample_users else ""
     out = Path(args.out or ROOT / "bench" / "results" / f"update-{args.dataset}{tag}.json")
     previous = json.loads(out.read_text()) if out.is_file() else {}
