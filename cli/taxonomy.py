@@ -27,9 +27,12 @@ def _read(
     cat = read_catalog(catalog, mapping=catalog_mapping) if catalog else Catalog()
     histories = None
     if logs:
+        from interests.privacy import hashed_profiles, match_ids
+
         wanted = {p.user_id for p in profs}
-        parsed = read_logs(list(logs), mapping=mapping, catalog=cat, users=wanted)
-        histories = parsed.histories
+        hashed = hashed_profiles(wanted)  # pseudonyms: read every user, hash, then match
+        parsed = read_logs(list(logs), mapping=mapping, catalog=cat, users=None if hashed else wanted)
+        histories = {u: h for u, h in match_ids(parsed.histories, wanted).items() if u in wanted}
     return profs, cat, histories
 
 

@@ -398,3 +398,36 @@ def test_cli_hash_user_ids_writes_pseudonyms(tmp_path: Path, monkeypatch: pytest
     assert ids == {hash_user_id("alice@example.com", KEY), hash_user_id("bob@example.com", KEY)}
     assert "example.com" not in out.read_text() and "4567" not in out.read_text()
     assert "redacted 1 spans" in result.output
+
+
+def test_reports_and_taxonomies_match_hashed_profiles_to_raw_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Profiles written with --hash-user-ids silently matched no log user in report and taxonomy."""
+    from interests.cli import cli
+
+    import interests.llm.vllm_local as vllm_local
+    from interests.privacy import match_ids
+
+    monkeypatch.setenv(KEY_ENV, KEY.decode())
+    monkeypatch.setattr(vllm_local, "VLLMBackend", lambda *a, **k: FakeBackend(echo_valid))
+    logs, out = _cli_logs(tmp_path), tmp_path / "p.jsonl"
+    assert CliRunner().invoke(cli, ["extract", str(logs), "-o", str(out), "--hash-user-ids"]).exit_code == 0
+    alice = hash_user_id("alice@example.com", KEY)
+    args = ["report", str(out), "--user", alice, "--logs", str(logs), "--format", "md", "-o", "-"]
+    matched = CliRunner().invoke(cli, args)
+    assert matched.exit_code == 0, matched.output
+    assert "events.csv:" in matched.stdout  # evidence rows from the log: the user was matched
+    assert "alice@example.com" not in matched.stdout
+    monkeypatch.delenv(KEY_ENV)
+    unmatched = CliRunner().invoke(cli, args)
+    assert unmatched.exit_code == 1 and KEY_ENV in unmatched.output and "Traceback" not in unmatched.output
+    histories = {"alice@example.com": UserHistory("alice@example.com", [])}
+    with pytest.raises(ConfigError, match="another key"):
+        match_ids(histories, [alice], env={KEY_ENV: "a different key of enough length"})
+    assert match_ids(histories, ["alice@example.com"]) is histories  # raw profiles: nothing to do
+    monkeypatch.setenv(KEY_ENV, KEY.decode())
+    from interests.cli.taxonomy import _read
+
+    _, _, by_user = _read(str(out), None, (str(logs),), None, None)  # what `taxonomy build --logs` reads
+    assert by_user is not None and set(by_user) == {alice, hash_user_id("bob@example.com", KEY)}

@@ -193,8 +193,8 @@ def test_cli_update_reads_new_log_rows_and_reports_what_it_did(
     tmp_path: Path, example_logs_dir: Path
 ) -> None:
     from click.testing import CliRunner
-
     from interests.cli import cli
+
     from interests.ingest import read_logs
 
     events, catalog = example_logs_dir / "events.csv", example_logs_dir / "catalog.jsonl"

@@ -100,4 +100,49 @@ def check_resume_ids(done: Iterable[str], hashed: bool) -> None:
         )
 
 
-__all__ = ["KEY_ENV", "check_resume_ids", "hash_user_id", "is_hashed", "key_from_env", "pseudonymise"]
+def hashed_profiles(profile_ids: Iterable[str]) -> bool:
+    """Whether profiles were written with ``--hash-user-ids`` (every id a pseudonym)."""
+    ids = list(profile_ids)
+    return bool(ids) and all(is_hashed(u) for u in ids)
+
+
+def match_ids(
+    histories: Mapping[str, UserHistory],
+    profile_ids: Iterable[str],
+    env: Mapping[str, str] | None = None,
+) -> Mapping[str, UserHistory]:
+    """The logs' histories keyed like the profiles they go with.
+
+    Profiles written with ``--hash-user-ids`` name users by pseudonym while
+    the logs name them by raw id: the logs are pseudonymised with the key in
+    ``$INTERESTS_HASH_KEY`` (a clear error without it, or when no log user
+    matches: a different key). Otherwise the histories come back as they are.
+    """
+    ids = set(profile_ids)
+    if not hashed_profiles(ids) or not histories or all(is_hashed(u) for u in histories):
+        return histories
+    value = (os.environ if env is None else env).get(KEY_ENV, "")
+    if not value.strip():
+        raise ConfigError(
+            f"the profiles hold hashed user ids (written with --hash-user-ids): set ${KEY_ENV} to the "
+            "key they were written with, so that the logs' users can be matched to them"
+        )
+    hashed, _ = pseudonymise(histories, None, value.encode("utf-8"))
+    if not ids & set(hashed):
+        raise ConfigError(
+            f"no user of the logs matches a profile under this ${KEY_ENV}: the profiles were written "
+            "with another key, or from other logs"
+        )
+    return hashed
+
+
+__all__ = [
+    "KEY_ENV",
+    "check_resume_ids",
+    "hash_user_id",
+    "hashed_profiles",
+    "is_hashed",
+    "key_from_env",
+    "match_ids",
+    "pseudonymise",
+]

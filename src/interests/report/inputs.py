@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError
 from ..events import Catalog, UserHistory
+from ..privacy import hashed_profiles, match_ids
 from ..schema import ErrorRecord, InterestProfile, QuarantinedRow
 from ..store import iter_jsonl
 
@@ -89,7 +90,7 @@ def load_logs(
         kwargs: dict[str, Any] = {}
         if catalog is not None:
             kwargs["catalog"] = catalog
-        if users is not None:
+        if users is not None and not hashed_profiles(users):  # pseudonyms are matched after hashing
             kwargs["users"] = set(users)
         logs = ingest.read_logs(paths, **kwargs)
     cat = catalog if isinstance(catalog, Catalog) else getattr(logs, "catalog", None)
@@ -98,6 +99,11 @@ def load_logs(
     q = getattr(logs, "quarantine", None)
     rows = list(getattr(q, "rows", []) or []) if q is not None else None
     histories: Mapping[str, UserHistory] = getattr(logs, "histories")  # noqa: B009
+    if users is not None:
+        histories = match_ids(histories, users)
+        if hashed_profiles(users):
+            wanted = set(users)
+            histories = {u: h for u, h in histories.items() if u in wanted}
     return dict(histories), cat, rows
 
 

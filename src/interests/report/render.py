@@ -28,6 +28,7 @@ from markupsafe import Markup
 from .. import __version__
 from ..errors import ConfigError
 from ..events import Catalog
+from ..privacy import hashed_profiles
 from ..schema import ErrorRecord, QuarantinedRow
 from .inputs import (
     LogsInput,
@@ -198,8 +199,9 @@ def render_report(
     all_profiles = load_profiles(profiles)
     error_records = load_errors(errors)
     chosen, is_index = _select(all_profiles, user, all_users, error_records)
-    histories, cat, ingest_rows = load_logs(
-        logs, catalog, users=None if is_index else [p.user_id for p in chosen]
+    every = [p.user_id for p in all_profiles]
+    histories, cat, ingest_rows = load_logs(  # pseudonymised profiles: the logs are matched by key
+        logs, catalog, users=[p.user_id for p in chosen] if not is_index or hashed_profiles(every) else None
     )
     rows = load_quarantine(quarantine) if quarantine is not None else (ingest_rows or [])
     sections = max_sections if is_index else None
