@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("interests.cli.recsys", "train", "Train the two-tower recommender from profiles."),
     "recommend": ("interests.cli.recsys", "recommend", "Recommend items for users, with reasons."),
     "evaluate": ("interests.cli.recsys", "evaluate", "Evaluate against EASE, ItemKNN and popularity."),
+    "api": ("interests.cli.api", "api", "Serve recommendations, profiles and event fold-in over HTTP."),
     "report": ("interests.cli.report", "report", "Write HTML or Markdown profile reports."),
 }
 

@@ -164,6 +164,7 @@ def recommend(
     """Recommend items for users of a trained MODEL_DIR, with reasons."""
     from interests.errors import ConfigError
     from interests.recsys import TwoTower
+    from interests.recsys.explain import explanation_json, reason_lines
 
     model = TwoTower.load(model_dir)
     if not users and not items and not text:
@@ -187,14 +188,7 @@ def recommend(
                 "score": round(float(s), 4),
             }
             if explain and u != "(new user)":
-                ex = model.explain(u, str(iid))
-                rec["because"] = [
-                    {"item_id": i, "title": titles.get(i, ""), "contribution": round(v, 4)}
-                    for i, v in ex.history[:3]
-                ]
-                rec["nodes"] = [
-                    {"node": n, "contribution": round(v, 4)} for n, v in (ex.nodes or ex.profile_nodes)[:3]
-                ]
+                rec |= explanation_json(model.explain(u, str(iid)), titles)
             recs.append(rec)
         out.append({"user_id": u, "items": recs})
     if as_json:
@@ -204,11 +198,8 @@ def recommend(
         click.echo(f"user {block['user_id']}")
         for n, rec in enumerate(block["items"], 1):
             click.echo(f"{n:>3}. {rec['title'] or rec['item_id']}  [{rec['item_id']}]  {rec['score']:.3f}")
-            if "because" in rec:
-                because = "; ".join(b["title"] or b["item_id"] for b in rec["because"])
-                click.echo(f"       because: {because}")
-                if rec["nodes"]:
-                    click.echo("       interests: " + "; ".join(x["node"] for x in rec["nodes"]))
+            for line in reason_lines(rec):
+                click.echo(f"       {line}")
 
 
 @click.command()

@@ -734,3 +734,20 @@ def test_cli_report_reads_log_folders_and_writes_to_stdout(run: Run, tmp_path: P
     assert body(with_file.stdout) == body(with_dir.stdout)  # the folder gave the same evidence as the file
     no_format = runner.invoke(cli, ["report", str(run.profiles_path), "--all", "-o", "-"])
     assert no_format.exit_code == 2 and "--format" in no_format.output
+
+
+def test_report_reasons_come_from_the_two_tower_explanation(run: Run) -> None:
+    """Was `because you like ('topic d05.t02', np.float64(0.0027))`, or no reason without a taxonomy."""
+    from interests.recsys import TwoTower
+
+    model = TwoTower(epochs=5, batch_size=64, dim=16, seed=0).fit(
+        run.histories, catalog=run.catalog, profiles=run.profiles
+    )
+    user = run.profiles[0].user_id
+    recs = recommendations_from_model(model, [user], k=3, catalog=run.catalog, histories=run.histories)[user]
+    assert len(recs) == 3
+    titles = {run.catalog.get_item(i).title for i in run.catalog}
+    for rec in recs:
+        assert rec.reasons and rec.reasons[0].startswith("because")
+        assert "np.float64" not in rec.reasons[0] and "(" not in rec.reasons[0].split(":")[0]
+        assert any(t in rec.reasons[0] for t in titles if t)  # names the user's own items by title

@@ -10,11 +10,18 @@ of the backbone and ``(mu_t, sd_t)`` of the tower::
           + a/sd_t * (profile + L3 + bias) . v_i        (other groups)
 
 so every listed term is a real share of the score, and they add up to it.
+
+:func:`explanation_json` and :func:`reason_lines` render an explanation the
+same way for ``interests recommend --explain``, the API and the reports: the
+history items that raised the score most (``because``) and the interest nodes
+behind it (``nodes``), each with its exact share; terms that lowered the score
+are not reasons and are left out.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,8 +71,8 @@ def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) 
         if cfg.use_taxonomy and cfg.n_topics:
             x = torch.tensor(feats.taxonomy[0])
             contrib = (net.tax_proj.weight.T @ vi) * x
-            names = [f"domain {d}" for d in model.nodes.domain_ids] + [
-                f"topic {t}" for t in model.nodes.topic_ids
+            names = [model.nodes.name(d) for d in model.nodes.domain_ids] + [
+                model.nodes.name(t) for t in model.nodes.topic_ids
             ]
             node_terms = [(names[k], float(c)) for k, c in enumerate(contrib.tolist()) if x[k] != 0]
     if model.backbone is not None:
@@ -96,9 +103,8 @@ def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) 
             by_node[cited[iid]] = by_node.get(cited[iid], 0.0) + v
     item_node = None
     if model.nodes.n_topics and model.nodes.topic[i] >= 0:
-        item_node = (
-            f"{model.nodes.domain_ids[model.nodes.domain[i]]} / {model.nodes.topic_ids[model.nodes.topic[i]]}"
-        )
+        nd = model.nodes
+        item_node = f"{nd.name(nd.domain_ids[nd.domain[i]])} / {nd.name(nd.topic_ids[nd.topic[i]])}"
     score = offset + sum(groups_out.values())
     return Explanation(
         user_id,
@@ -113,4 +119,29 @@ def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) 
     )
 
 
-__all__ = ["explain_score"]
+TOP = 3
+
+
+def explanation_json(ex: Explanation, titles: Mapping[str, str], top: int = TOP) -> dict[str, Any]:
+    """``{"because": [{item_id, title, contribution}], "nodes": [{node, contribution}]}``, largest first."""
+    items = sorted(((i, v) for i, v in ex.history if v > 0), key=lambda x: -x[1])[:top]
+    nodes = sorted(((n, v) for n, v in (ex.nodes or ex.profile_nodes) if v > 0), key=lambda x: -x[1])[:top]
+    return {
+        "because": [
+            {"item_id": i, "title": titles.get(i, ""), "contribution": round(v, 4)} for i, v in items
+        ],
+        "nodes": [{"node": n, "contribution": round(v, 4)} for n, v in nodes],
+    }
+
+
+def reason_lines(rec: Mapping[str, Any]) -> list[str]:
+    """``["because: A; B; C", "interests: X; Y"]`` from :func:`explanation_json`'s fields."""
+    lines = []
+    if rec.get("because"):
+        lines.append("because: " + "; ".join(b["title"] or b["item_id"] for b in rec["because"]))
+    if rec.get("nodes"):
+        lines.append("interests: " + "; ".join(x["node"] for x in rec["nodes"]))
+    return lines
+
+
+__all__ = ["TOP", "explain_score", "explanation_json", "reason_lines"]

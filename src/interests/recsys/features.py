@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,6 +63,11 @@ class ItemNodes:
     domain_ids: list[str]
     topic_ids: list[str]
     topic_domain: np.ndarray  # topic index -> domain index
+    labels: dict[str, str] = field(default_factory=dict)  # node id -> the taxonomy's label
+
+    def name(self, node_id: str) -> str:
+        """The node's label (its id when the taxonomy gave none)."""
+        return self.labels.get(node_id) or node_id
 
     @classmethod
     def empty(cls, n_items: int) -> ItemNodes:
@@ -85,6 +90,7 @@ class ItemNodes:
             list(taxonomy.domain_ids),
             list(taxonomy.topic_ids),
             np.asarray(taxonomy.topic_domain_index(), dtype=np.int64),
+            _labels(taxonomy),
         )
 
     @property
@@ -94,6 +100,15 @@ class ItemNodes:
     @property
     def n_topics(self) -> int:
         return len(self.topic_ids)
+
+
+def _labels(taxonomy: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for d in getattr(taxonomy, "domains", []):
+        out[d.id] = getattr(d, "llm_label", None) or d.label
+        for t in getattr(d, "topics", []):
+            out[t.id] = t.label
+    return out
 
 
 def l3_features(

@@ -73,6 +73,7 @@ def save_model(model: TwoTower, out: Path) -> Path:
         "ref_time": model.ref_time,
         "node_domain_ids": model.nodes.domain_ids,
         "node_topic_ids": model.nodes.topic_ids,
+        "node_labels": model.nodes.labels,
         "profile_nodes": model.profile_nodes,
         "train_log": asdict(model.train_log) if model.train_log is not None else None,
     }
@@ -130,6 +131,7 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
         meta["node_domain_ids"],
         meta["node_topic_ids"],
         t["nodes.topic_domain"],
+        meta.get("node_labels") or {},
     )
     model.domains = t["domains"]
     model.titles = meta["titles"]

@@ -10,9 +10,13 @@ model::
 :func:`recommendations_from_model` fills that structure from any object with
 ``recommend(user_ids, k) -> (item_ids, scores)`` and ``explain(user_id,
 item_id)`` (the two-tower model of :mod:`interests.recsys`, or anything shaped
-like it). ``explain`` may return a string, a list of strings, or a mapping /
-object with ``reasons``, ``nodes`` (or ``node``/``topic``/``domain``) and
-``items`` (the user's items behind the recommendation); reasons are written
+like it). The two-tower's :class:`~interests.recsys.recommender.Explanation`
+is rendered by :func:`interests.recsys.explain.explanation_json` (the history
+items that raised the score most, the interest nodes behind it), as in
+``interests recommend --explain`` and the API. Another ``explain`` may
+return a string, a list of strings, or a mapping / object with
+``reasons``, ``nodes`` (or ``node``/``topic``/``domain``) and ``items``
+(the user's items behind the recommendation); reasons are written
 as "because you like <topic>: you rated <items>" when it gives nodes and items
 but no sentences.
 """
@@ -90,9 +94,14 @@ def _fmt_rating(r: float) -> str:
 
 
 def because(
-    node: str, item_ids: Sequence[str], *, history: UserHistory | None = None, catalog: Catalog | None = None
+    node: str | None,
+    item_ids: Sequence[str],
+    *,
+    history: UserHistory | None = None,
+    catalog: Catalog | None = None,
 ) -> str:
-    """A reason: "because you like <node>: you rated <items> ..." ("you chose" without ratings)."""
+    """A reason: "because you like <node>: you rated <items> ..." ("you chose" without ratings;
+    "because you rated <items>" without a node)."""
     cat = catalog or Catalog()
     ratings: dict[str, float] = {}
     if history is not None:
@@ -104,9 +113,11 @@ def because(
         title = cat.get_item(i).label()
         parts.append(f"{title} ({_fmt_rating(ratings[i])})" if i in ratings else title)
     if not parts:
-        return f"because you like {node}"
+        return f"because you like {node}" if node else ""
     verb = "you rated" if any(i in ratings for i in item_ids[:3]) else "you chose"
     more = f" and {len(item_ids) - 3} more" if len(item_ids) > 3 else ""
+    if not node:
+        return f"because {verb} {', '.join(parts)}{more}"
     return f"because you like {node}: {verb} {', '.join(parts)}{more}"
 
 
@@ -116,6 +127,14 @@ def explanation(
     """``(reasons, nodes)`` from whatever ``explain`` returned (see the module docstring)."""
     if raw is None:
         return [], []
+    if hasattr(raw, "history") and hasattr(raw, "groups"):  # the two-tower's own Explanation
+        from ..recsys.explain import explanation_json
+
+        shown = explanation_json(raw, {})
+        items = [b["item_id"] for b in shown["because"]]
+        nodes = [n["node"] for n in shown["nodes"]]
+        text = because(nodes[0] if nodes else None, items, history=history, catalog=catalog)
+        return ([text] if text else []), nodes
     if isinstance(raw, str):
         return [raw], []
     if not isinstance(raw, Mapping) and isinstance(raw, Iterable):
