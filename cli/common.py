@@ -295,3 +295,25 @@ def half_life_option(func: F) -> F:
         default=None,
         help="Decay older events in the node weights with this half-life in days [default: no decay].",
     )(func)
+
+
+def errors_option(func: F) -> F:
+    return click.option(
+        "--errors",
+        type=click.Path(dir_okay=False),
+        help="Error records [default: <profiles file>.errors.jsonl, e.g. out/profiles.errors.jsonl].",
+    )(func)
+
+
+def users_option(func: F) -> F:
+    return click.option("--users", "users_", help="Only these user ids (comma-separated).")(func)
+
+
+def batch_size_option(func: F) -> F:
+    return click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=32,
+        show_default=True,
+        help="Users per engine call (and per atomic write).",
+    )(func)

@@ -12,12 +12,15 @@ from interests.prompting import DEFAULT_MAX_ITEMS
 
 from .common import (
     backend_options,
+    batch_size_option,
+    errors_option,
     half_life_option,
     log_options,
     make_backend,
     read_logs_for,
     sdk_command,
     split_options,
+    users_option,
 )
 
 
@@ -72,19 +75,11 @@ def _progress(total: int) -> Any:
     help="Profiles file (JSON Lines); re-running with the same file resumes.",
 )
 @log_options
-@click.option(
-    "--errors", type=click.Path(dir_okay=False), help="Error records [default: <output>.errors.jsonl]."
-)
-@click.option("--users", "users_", help="Only these user ids (comma-separated).")
+@errors_option
+@users_option
 @click.option("--limit", type=click.IntRange(min=0), help="Only the first N users of the logs.")
 @backend_options
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Users per engine call (and per atomic write).",
-)
+@batch_size_option
 @click.option(
     "--max-new-tokens",
     type=click.IntRange(min=16),

@@ -9,12 +9,15 @@ import click
 
 from .common import (
     backend_options,
+    batch_size_option,
+    errors_option,
     half_life_option,
     log_options,
     make_backend,
     read_logs_for,
     sdk_command,
     split_options,
+    users_option,
 )
 
 
@@ -28,10 +31,8 @@ from .common import (
     help="profiles.jsonl to update in place (replaced versions go to <profiles>.history.jsonl).",
 )
 @log_options
-@click.option(
-    "--errors", type=click.Path(dir_okay=False), help="Error records [default: <profiles>.errors.jsonl]."
-)
-@click.option("--users", "users_", help="Only these user ids (comma-separated).")
+@errors_option
+@users_option
 @click.option(
     "--refresh", is_flag=True, help="New words for every changed user, even where the groups did not change."
 )
@@ -57,13 +58,7 @@ from .common import (
 )
 @half_life_option
 @backend_options
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Users per engine call (and per atomic write).",
-)
+@batch_size_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run's counts as JSON on stdout.")
 @sdk_command
 def update(

@@ -110,14 +110,20 @@ def rewrite_without(path: str | Path, user_ids: set[str]) -> int:
         return 0
     kept = [d for d in iter_jsonl(p) if str(d.get("user_id")) not in user_ids]
     removed = sum(1 for _ in iter_jsonl(p)) - len(kept)
+    replace_lines(p, kept)
+    return removed
+
+
+def replace_lines(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write ``records`` as the whole file atomically: a temp file, fsync, then rename over ``path``."""
+    p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
-        for d in kept:
+        for d in records:
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, p)
-    return removed
 
 
 __all__ = [
@@ -127,5 +133,6 @@ __all__ = [
     "read_errors",
     "read_profiles",
     "repair",
+    "replace_lines",
     "rewrite_without",
 ]

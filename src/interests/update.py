@@ -26,8 +26,6 @@ loses at most the batch in flight and a re-run finishes it without duplicates.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -47,7 +45,7 @@ from .schema import ErrorRecord, InterestProfile, Provenance
 from .signals import compute_signals, dataset_reference
 from .skeleton import OTHER, Skeleton, SkeletonRules, build_skeleton
 from .skeleton_grounding import event_mass, ground_skeleton
-from .store import append_lines, done_users, iter_jsonl, read_profiles, repair
+from .store import append_lines, done_users, iter_jsonl, read_profiles, repair, replace_lines
 
 if TYPE_CHECKING:
     from .taxonomy.model import Taxonomy
@@ -386,13 +384,7 @@ def merge_staged(output: str | Path, staged: str | Path, history: str | Path) ->
             current[index[uid]] = d
         else:
             current.append(d)
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for d in current:
-            f.write(json.dumps(d, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
+    replace_lines(out, current)
     stage.unlink()
     return len(new)
 

@@ -132,9 +132,9 @@ def explanation(
 
         shown = explanation_json(raw, {})
         items = [b["item_id"] for b in shown["because"]]
-        nodes = [n["node"] for n in shown["nodes"]]
-        text = because(nodes[0] if nodes else None, items, history=history, catalog=catalog)
-        return ([text] if text else []), nodes
+        names = [n["node"] for n in shown["nodes"]]
+        text = because(names[0] if names else None, items, history=history, catalog=catalog)
+        return ([text] if text else []), names
     if isinstance(raw, str):
         return [raw], []
     if not isinstance(raw, Mapping) and isinstance(raw, Iterable):
