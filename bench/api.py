@@ -139,22 +139,36 @@ def hist_quantile(bounds: np.ndarray, cum: np.ndarray, q: float) -> float:
 
 
 async def load(
-    base: str, users: list[str], items: list[str], n: int, concurrency: int, post: bool, seed: int
+    base: str,
+    users: list[str],
+    items: list[str],
+    n: int,
+    concurrency: int,
+    post: bool,
+    seed: int,
+    rate: float | None = None,
 ) -> dict[str, Any]:
+    """``n`` recommendation requests: a closed loop of ``concurrency`` readers, or with ``rate`` an
+    open loop sending request ``k`` at ``k / rate`` s, its latency counted from that time (so time
+    spent waiting behind a slow request counts: no coordinated omission)."""
     rng = random.Random(seed)
     lat: list[float] = []
     post_lat: list[float] = []
     failures = 0
     left = n
+    sent = 0
     done = asyncio.Event()
     limits = httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
 
         async def reader() -> None:
-            nonlocal left, failures
+            nonlocal left, failures, sent
             while left > 0:
                 left -= 1
                 t = time.perf_counter()
+                if rate:
+                    t, sent = t0 + sent / rate, sent + 1
+                    await asyncio.sleep(max(0.0, t - time.perf_counter()))
                 r = await client.get(f"/users/{rng.choice(users)}/recommendations", params={"k": 20})
                 lat.append(time.perf_counter() - t)
                 failures += r.status_code != 200
@@ -170,7 +184,7 @@ async def load(
                 post_lat.append(time.perf_counter() - t)
                 failures += r.status_code != 200
 
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() + 0.05
         await asyncio.gather(*[reader() for _ in range(concurrency)], *([poster()] if post else []))
         wall = time.perf_counter() - t0
     a = np.array(lat) * 1e3
@@ -202,7 +216,9 @@ def phase(
     with httpx.Client(base_url=base) as c:
         _, c0, s0, n0 = server_hist(c)
         cpu0, own0 = cpu_seconds(pid), time.process_time()
-        res = asyncio.run(load(base, users, items, args.requests, args.concurrency, post, seed))
+        res = asyncio.run(
+            load(base, users, items, args.requests, args.concurrency, post, seed, rate=args.rate)
+        )
         cpu1, own1 = cpu_seconds(pid), time.process_time()
         b1, c1, s1, n1 = server_hist(c)
     # CPU per recommendation (in the mixed phase the posts and profile refreshes too): what the
@@ -246,6 +262,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="Epochs when training here.")
     ap.add_argument("--requests", type=int, default=2000, help="Recommendation requests per phase.")
     ap.add_argument("--concurrency", type=int, default=8, help="Concurrent reading connections.")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="Open loop: this many requests/s (latency from each request's scheduled time); "
+        "default a closed loop as fast as the server answers.",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--note", default="", help="Free text stored with the results (e.g. machine load).")
     ap.add_argument("--keep", action="store_true", help="Keep the work folder (trained model, events log).")
@@ -297,6 +320,7 @@ def main() -> None:
         "config": {
             "requests": args.requests,
             "concurrency": args.concurrency,
+            "rate": args.rate,
             "repeats": args.repeats,
             "k": 20,
             "explain": False,
