@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -23,64 +22,24 @@ import pytest
 import torch
 import uvicorn
 from click.testing import CliRunner
-from conftest import make_provenance
+from worlds import N_ITEMS, USERS_PER_GROUP, grouped_world, make_profile
 
 from interests.api import check_bind, create_app
 from interests.api.middleware import is_loopback
 from interests.errors import ConfigError
-from interests.events import Catalog, Event, Item, UserHistory
 from interests.recsys import TwoTower
 from interests.recsys.explain import reason_lines
-from interests.schema import Domain, InterestProfile, Sentiment, Stats, TimePatterns, Topic
 from interests.store import append_lines
 
-GROUPS = ["coffee espresso", "jazz records", "trail running", "sourdough baking"]
-N_ITEMS, USERS_PER_GROUP = 8, 10
 FAST = {"epochs": 30, "batch_size": 64, "dim": 32, "seed": 0}
 KEY = "k" * 8 + "-test-key-0123456789"
 SECRET = "MY-PRIVATE-REVIEW-4711 about my neighbour"
 
 
-def make_profile(user_id: str, group: int, items: list[str], summary: str | None = None) -> InterestProfile:
-    name = GROUPS[group]
-    return InterestProfile(
-        user_id=user_id,
-        summary=summary or f"Loves {name}.",
-        domains=[
-            Domain(name=name.title(), weight=1.0, topics=[Topic(name=name, weight=1.0, item_ids=items)])
-        ],
-        sentiment=Sentiment(),
-        time_patterns=TimePatterns(hour_of_day=[1 / 24] * 24, weekday=[1 / 7] * 7),
-        stats=Stats(n_events=len(items), n_items=len(items)),
-        provenance=make_provenance(events_used=len(items), events_total=len(items)),
-    )
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A trained, saved and re-loaded model (as ``interests api`` gets it), its catalogue and profiles."""
-    rng = random.Random(0)
-    catalog = Catalog(
-        {
-            f"g{g}_{k}": Item(f"g{g}_{k}", f"{GROUPS[g]} item {k}", [GROUPS[g]])
-            for g in range(len(GROUPS))
-            for k in range(N_ITEMS)
-        }
-    )
-    histories: dict[str, UserHistory] = {}
-    profiles: dict[str, InterestProfile] = {}
-    t = 1.6e9
-    for g in range(len(GROUPS)):
-        for n in range(USERS_PER_GROUP):
-            uid = f"p{g}" if n == 0 else f"u{g}_{n}"
-            items = [f"g{g}_{k}" for k in range(N_ITEMS) if not (n == 0 and k == N_ITEMS - 1)]
-            rng.shuffle(items)
-            events = []
-            for i in items:
-                t += 3600
-                events.append(Event(uid, i, t, 5.0))
-            histories[uid] = UserHistory(uid, events)
-            profiles[uid] = make_profile(uid, g, items)
+    histories, catalog, profiles = grouped_world()
     folder = tmp_path_factory.mktemp("api-model")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: more threads only spin on a busy machine (60 s instead of 5)

@@ -7,74 +7,25 @@ Every model variant must rank that withheld item first.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
+from worlds import GROUPS, N_ITEMS, USERS_PER_GROUP, WITHHELD, grouped_world, make_profile
 
-from interests.events import Catalog, Event, Item, UserHistory
+from interests.events import Catalog, UserHistory
 from interests.recsys import EASE, ItemKNN, MostPopular, TwoTower, from_user_histories, mmr_rerank
 from interests.recsys.baselines import rank
 from interests.recsys.evaluate import VARIANTS
-from interests.schema import Domain, InterestProfile, Provenance, Sentiment, Stats, TimePatterns, Topic
+from interests.schema import InterestProfile
 
-GROUPS = ["coffee espresso", "jazz records", "trail running", "sourdough baking"]
-N_ITEMS, USERS_PER_GROUP = 8, 10
-WITHHELD = {g: f"g{g}_{N_ITEMS - 1}" for g in range(len(GROUPS))}
 FAST = {"epochs": 40, "batch_size": 64, "dim": 32, "seed": 0}
-
-
-def make_profile(user_id: str, group: int, items: list[str]) -> InterestProfile:
-    name = GROUPS[group]
-    return InterestProfile(
-        user_id=user_id,
-        summary=f"Loves {name}.",
-        domains=[
-            Domain(name=name.title(), weight=1.0, topics=[Topic(name=name, weight=1.0, item_ids=items)])
-        ],
-        sentiment=Sentiment(),
-        time_patterns=TimePatterns(hour_of_day=[1 / 24] * 24, weekday=[1 / 7] * 7),
-        stats=Stats(n_events=len(items), n_items=len(items)),
-        provenance=Provenance(
-            model="test",
-            backend="test",
-            prompt_template="t",
-            prompt_hash="h",
-            created_at="2024-01-01T00:00:00Z",
-            events_used=len(items),
-            events_total=len(items),
-            truncated=False,
-        ),
-    )
 
 
 @pytest.fixture(scope="module")
 def world() -> tuple[dict[str, UserHistory], Catalog, dict[str, InterestProfile]]:
-    rng = random.Random(0)
-    catalog = Catalog(
-        {
-            f"g{g}_{k}": Item(f"g{g}_{k}", f"{GROUPS[g]} item {k}", [GROUPS[g]])
-            for g in range(len(GROUPS))
-            for k in range(N_ITEMS)
-        }
-    )
-    histories: dict[str, UserHistory] = {}
-    profiles: dict[str, InterestProfile] = {}
-    t = 1.6e9
-    for g in range(len(GROUPS)):
-        for n in range(USERS_PER_GROUP):
-            uid = f"p{g}" if n == 0 else f"u{g}_{n}"
-            items = [f"g{g}_{k}" for k in range(N_ITEMS) if not (n == 0 and f"g{g}_{k}" == WITHHELD[g])]
-            rng.shuffle(items)
-            events = []
-            for i in items:
-                t += 3600
-                events.append(Event(uid, i, t, 5.0))
-            histories[uid] = UserHistory(uid, events)
-            profiles[uid] = make_profile(uid, g, items)
-    return histories, catalog, profiles
+    return grouped_world()
 
 
 def probes() -> list[str]:
