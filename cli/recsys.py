@@ -108,6 +108,10 @@ def train(
 
     parsed = _read(logs, catalog, mapping)
     profs = read_profiles(profiles) if profiles else None
+    if profs:  # profiles written with --hash-user-ids: the logs' users get the same pseudonyms
+        from interests.privacy import match_ids
+
+        parsed.histories = dict(match_ids(parsed.histories, [p.user_id for p in profs]))
     tax = None
     if taxonomy:
         from interests.taxonomy import Taxonomy

@@ -431,3 +431,22 @@ def test_reports_and_taxonomies_match_hashed_profiles_to_raw_logs(
 
     _, _, by_user = _read(str(out), None, (str(logs),), None, None)  # what `taxonomy build --logs` reads
     assert by_user is not None and set(by_user) == {alice, hash_user_id("bob@example.com", KEY)}
+
+
+def test_train_matches_hashed_profiles_to_raw_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`train --profiles` with hashed profiles used no profile at all (no log user matched)."""
+    from interests.cli import cli
+
+    import interests.llm.vllm_local as vllm_local
+    from interests.recsys import TwoTower
+
+    monkeypatch.setenv(KEY_ENV, KEY.decode())
+    monkeypatch.setattr(vllm_local, "VLLMBackend", lambda *a, **k: FakeBackend(echo_valid))
+    logs, out = _cli_logs(tmp_path), tmp_path / "p.jsonl"
+    assert CliRunner().invoke(cli, ["extract", str(logs), "-o", str(out), "--hash-user-ids"]).exit_code == 0
+    model = tmp_path / "model"
+    args = ["train", "--logs", str(logs), "--profiles", str(out), "-o", str(model), "--epochs", "1"]
+    res = CliRunner().invoke(cli, [*args, "--no-holdout"])
+    assert res.exit_code == 0, res.output
+    users = set(TwoTower.load(model).known.user_ids)  # type: ignore[union-attr]
+    assert users == {hash_user_id("alice@example.com", KEY), hash_user_id("bob@example.com", KEY)}
