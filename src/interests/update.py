@@ -199,6 +199,7 @@ def refresh_profiles(
     prompt_dir: str | Path | None = None,
     redact: bool = True,
     changes: Mapping[str, Change] | None = None,
+    skeletons: Mapping[str, Skeleton] | None = None,
     half_life_days: float | None = None,
 ) -> RefreshResult:
     """New profiles for the users of ``histories`` whose events changed since ``old`` (in memory).
@@ -208,9 +209,12 @@ def refresh_profiles(
     ``new`` and ``llm`` users. Without one, those users get the data's own
     labels and a computed summary (``name_source: computed``), so a service
     can keep profiles exact without any model. ``groups`` default to a fresh
-    :func:`~interests.item_groups.group_items` over ``histories``.
+    :func:`~interests.item_groups.group_items` over ``histories``. ``changes``
+    and ``skeletons`` are what :func:`plan_changes` gave, when it ran already.
     """
     groups = groups if groups is not None else group_items(histories, catalog, taxonomy=taxonomy)
+    if as_of is None:
+        as_of = dataset_reference(histories.values())[1]
     if changes is None:
         changes, skeletons = plan_changes(
             histories,
@@ -223,15 +227,11 @@ def refresh_profiles(
             half_life_days=half_life_days,
             as_of=as_of,
         )
-    else:
-        changes = dict(changes)
-        skeletons = {}
     out = RefreshResult(changes=dict(changes))
+    skeletons = skeletons or {}
     if rating_scale is None:
         scales = [p.stats.rating_scale for p in old.values() if p.stats.rating_scale]
         rating_scale = scales[0] if scales else dataset_reference(histories.values())[0]
-    if as_of is None:
-        as_of = dataset_reference(histories.values())[1]
     words = [u for u, c in changes.items() if c.kind in ("new", "llm") and u in histories]
     exact = [u for u, c in changes.items() if c.kind == "exact" and u in histories]
     if words and backend is None:
@@ -446,7 +446,7 @@ def update_profiles(
     result.users_seen = len(todo)
     scale, latest = dataset_reference(histories.values())
     groups = run_groups(output, histories, catalog, taxonomy)
-    changes, _ = plan_changes(
+    changes, skeletons = plan_changes(
         todo,
         old,
         groups,
@@ -497,6 +497,7 @@ def update_profiles(
                     rating_scale=scale,
                     batch_size=batch_size,
                     changes={u: changes[u] for u in batch},
+                    skeletons={u: skeletons[u] for u in batch if u in skeletons},
                     half_life_days=half_life_days,
                     **extract_options,
                 )
