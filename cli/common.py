@@ -199,8 +199,8 @@ backend_options = _stack(
     engine_options,
     click.option(
         "--server",
-        help="Base URL of an OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) "
-        "instead of in-process vLLM.",
+        help="Base URL of an OpenAI-compatible server instead of in-process vLLM, used as given "
+        "(http://127.0.0.1:8000/v1, https://host/openai/v1); a bare http://host:port gets /v1.",
     ),
     click.option(
         "--api-key",
@@ -208,7 +208,11 @@ backend_options = _stack(
         default=None,
         help="API key for --server [env: INTERESTS_API_KEY].",
     ),
-    click.option("--served-model", help="Model name the server serves [default: asked from the server]."),
+    click.option(
+        "--served-model",
+        help="Model name the server serves [default: the first model the server lists]; "
+        "with it and --max-model-len the server's model list is not asked for.",
+    ),
     click.option(
         "--concurrency",
         type=click.IntRange(min=1),
