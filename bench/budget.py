@@ -71,9 +71,9 @@ def markdown(rows: dict[str, dict[str, float]], users: int) -> str:
 
 if __name__ == "__main__":
     import extract as bench  # same users as bench/extract.py
-    from interests.extract import extract_profiles
     from interests.llm.vllm_local import VLLMBackend
-    from interests.store import read_profiles
+    from interests.profile.extract import extract_profiles
+    from interests.profile.store import read_profiles
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=12)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 if __name__ == "__main__":
     import extract as bench  # the same users, prompts and schemas as bench/extract.py
     from interests.llm.vllm_local import VLLMBackend
-    from interests.prompting import DEFAULT_MAX_ITEMS
+    from interests.profile.prompting import DEFAULT_MAX_ITEMS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=6)

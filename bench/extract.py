@@ -94,9 +94,9 @@ def build_prompts(
     histories: dict, catalog: Any, count_tokens: Any, budget: int, max_items: int
 ) -> list[tuple[str, Any, Any]]:
     """The exact prompts and draft models extract_profiles builds."""
-    from interests.draft import draft_model
-    from interests.prompting import PromptRenderer
-    from interests.signals import compute_signals, dataset_reference
+    from interests.profile.draft import draft_model
+    from interests.profile.prompting import PromptRenderer
+    from interests.profile.signals import compute_signals, dataset_reference
 
     scale, as_of = dataset_reference(histories.values())
     renderer = PromptRenderer()
@@ -168,7 +168,7 @@ def run_vllm_raw(backend: Any, prompts: list, max_new_tokens: int) -> dict[str, 
 def run_interests(
     backend: Any, histories: dict, catalog: Any, batch_size: int, max_items: int
 ) -> dict[str, float]:
-    from interests.extract import extract_profiles
+    from interests.profile.extract import extract_profiles
 
     backend._llm.reset_prefix_cache()
     with tempfile.TemporaryDirectory() as tmp, PeakRSS() as mem:
@@ -245,7 +245,7 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from interests.prompting import DEFAULT_MAX_ITEMS
+    from interests.profile.prompting import DEFAULT_MAX_ITEMS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=16)
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from interests.llm.vllm_local import VLLMBackend
-    from interests.models import prepare_model
+    from interests.llm.weights import prepare_model
 
     model_path = str(prepare_model())
     histories, catalog = load_users(args.users)
@@ -343,9 +343,9 @@ def run_server(
 ) -> dict[str, Any]:
     import urllib.request
 
-    from interests.extract import extract_profiles
+    from interests.llm.launch import start_server
     from interests.llm.server import ServerBackend
-    from interests.serving import start_server
+    from interests.profile.extract import extract_profiles
 
     out: dict[str, Any] = {}
     os.environ["VLLM_SERVER_DEV_MODE"] = "1"  # exposes POST /reset_prefix_cache: every run starts cold

@@ -15,7 +15,7 @@ truth) and writes ``hierarchy-<model>-<dtype>.json``.
 a vocabulary unlike examples/logs, by default a catalogue with no categories)
 as events.csv, catalog.jsonl and truth.json. ``score`` scores any profiles file
 against a truth.json (examples/logs/truth.json too); the definitions are in
-:mod:`interests.planted_score`.
+:mod:`interests.synthetic.score`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from interests.planted_score import score_file
 from interests.synthetic import generate_planted_b, write_logs
+from interests.synthetic.score import score_file
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "logs"
 KEYS = (
@@ -61,7 +61,7 @@ def names_kept(path: Path) -> dict[str, Any]:
     Structure "data" records the source of every node's name; free grouping
     records only a count of replacements (a draft node can be renamed, then merged).
     """
-    from interests.store import read_profiles
+    from interests.profile.store import read_profiles
 
     profiles = read_profiles(path)
     summ = [p.provenance.summary_source == "model" for p in profiles]
@@ -84,7 +84,7 @@ def taxonomy_ari(profiles_path: Path) -> float:
     from sklearn.metrics import adjusted_rand_score
 
     from interests.ingest import read_catalog, read_logs
-    from interests.store import read_profiles
+    from interests.profile.store import read_profiles
     from interests.taxonomy import build_taxonomy
 
     catalog = read_catalog(EXAMPLES / "catalog.jsonl")
@@ -108,13 +108,13 @@ def vectors() -> list[dict[str, Any]]:
 
     from sklearn.metrics import adjusted_rand_score
 
-    import interests.item_groups as ig
-    from interests.extract import extract_profiles
+    import interests.profile.item_groups as ig
     from interests.llm.fake import FakeBackend
-    from interests.planted_score import score_profiles
-    from interests.store import read_profiles
+    from interests.profile.extract import extract_profiles
+    from interests.profile.store import read_profiles
     from interests.synthetic import generate
-    from interests.taxonomy.planted import planted_histories
+    from interests.synthetic.profiles import planted_histories
+    from interests.synthetic.score import score_profiles
 
     rows = []
     datasets = {
@@ -158,9 +158,9 @@ def vectors() -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from interests.extract import extract_profiles
     from interests.ingest import read_logs
     from interests.llm.vllm_local import VLLMBackend
+    from interests.profile.extract import extract_profiles
 
     work = Path(tempfile.mkdtemp(prefix="hierarchy-"))
     write_logs(generate_planted_b(n_users=40, seed=1, categories=False), work / "planted-b")

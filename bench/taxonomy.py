@@ -54,8 +54,8 @@ def synthetic(encoders: list[str]) -> dict[str, Any]:
     from interests.encode import get_encoder, item_text
     from interests.events import Catalog, Item
     from interests.synthetic import generate
+    from interests.synthetic.profiles import planted_profiles
     from interests.taxonomy import build_taxonomy
-    from interests.taxonomy.planted import planted_profiles
 
     out: dict[str, Any] = {"encoders": [], "robustness": []}
     data = generate()
@@ -129,7 +129,7 @@ def synthetic(encoders: list[str]) -> dict[str, Any]:
 
 def engine(profiles_path: str, encoder: str) -> dict[str, Any]:
     from interests.ingest import read_catalog
-    from interests.store import read_profiles
+    from interests.profile.store import read_profiles
     from interests.taxonomy import build_taxonomy
 
     logs = ROOT / "examples" / "logs"
@@ -168,8 +168,8 @@ def standin_profiles(histories: dict[str, Any], catalog: Any, encoder: Any, seed
     from sklearn.cluster import KMeans
 
     from interests.encode import item_text
+    from interests.profile.signals import compute_signals
     from interests.schema import Domain, InterestProfile, Provenance, Topic
-    from interests.signals import compute_signals
 
     def name(ids: list[str], x: np.ndarray) -> str:
         c = x.mean(axis=0)
@@ -253,7 +253,7 @@ def movielens(
 ) -> dict[str, Any]:
     from interests.encode import get_encoder
     from interests.ingest import read_catalog, read_logs
-    from interests.store import read_profiles
+    from interests.profile.store import read_profiles
     from interests.taxonomy import build_taxonomy
 
     root = data_dir() / "ml-latest-small"

@@ -57,7 +57,7 @@ def _cuts(logs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _start_copy(cache: Path, dest: Path, train: Mapping[str, Any], catalog: Any) -> Path:
     """A copy of the train profiles with the item groups extract made for them."""
-    from interests.extract import run_groups
+    from interests.profile.extract import run_groups
 
     if dest.exists():
         shutil.rmtree(dest)
@@ -74,9 +74,9 @@ def _start_copy(cache: Path, dest: Path, train: Mapping[str, Any], catalog: Any)
 
 
 def cost(args: argparse.Namespace) -> dict[str, Any]:
-    from interests.extract import extract_profiles
     from interests.llm.vllm_local import VLLMBackend
-    from interests.update import update_profiles
+    from interests.profile.extract import extract_profiles
+    from interests.profile.update import update_profiles
 
     logs = load(args.dataset, args.sample_users)
     cache = ROOT / ".cache" / "recsys" / f"{args.dataset}-data"
@@ -135,9 +135,9 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from interests.llm.vllm_local import VLLMBackend
+    from interests.profile.store import read_profiles
+    from interests.profile.update import update_profiles
     from interests.recsys.evaluate import VARIANTS, cached_profiles, evaluate, hashing_taxonomy
-    from interests.store import read_profiles
-    from interests.update import update_profiles
 
     torch.set_num_threads(1)
     logs = load(args.dataset, args.sample_users)
@@ -173,12 +173,12 @@ def decay(args: argparse.Namespace) -> dict[str, Any]:
     """Valid NDCG@20 of the recommender fed with train profiles re-weighted by each half-life (no LLM)."""
     import torch
 
+    from interests.profile.store import read_profiles
+    from interests.profile.update import update_profiles
     from interests.recsys.data import from_user_histories
     from interests.recsys.evaluate import hashing_taxonomy
     from interests.recsys.recommender import TwoTower
     from interests.recsys.split import TemporalSplit
-    from interests.store import read_profiles
-    from interests.update import update_profiles
 
     torch.set_num_threads(1)
     logs = load(args.dataset, args.sample_users)

@@ -11,7 +11,7 @@ from .common import sdk_command
 
 def default_events_log(profiles: str) -> Path:
     """``out/profiles.jsonl`` -> ``out/profiles.events.jsonl``."""
-    from interests.extract import sibling_path
+    from interests.profile.extract import sibling_path
 
     return sibling_path(profiles, "events")
 
@@ -87,8 +87,8 @@ def api(
     from interests.api import check_bind, create_app, serve
 
     check_bind(host, api_key)  # before the slow part
+    from interests.profile.store import read_profiles
     from interests.recsys import TwoTower
-    from interests.store import read_profiles
 
     cat = None
     if catalog:
@@ -96,8 +96,8 @@ def api(
 
         cat = read_catalog(catalog)
     log = Path(events_log) if events_log else default_events_log(profiles)
-    from interests.extract import sibling_path
-    from interests.item_groups import ItemGroups
+    from interests.profile.extract import sibling_path
+    from interests.profile.item_groups import ItemGroups
 
     groups_file = sibling_path(profiles, "groups", ".json")  # how extract grouped the items
     app = create_app(

@@ -163,8 +163,8 @@ def read_logs_for(
     """Read LOGS with the :func:`log_options`; print what was read (and quarantined) on stderr."""
     from pathlib import Path
 
-    from interests.extract import sibling_path
     from interests.ingest import read_logs
+    from interests.profile.extract import sibling_path
 
     quarantine_path = Path(quarantine) if quarantine else sibling_path(output, "quarantine")
     parsed = read_logs(

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from interests.prompting import DEFAULT_MAX_ITEMS
+from interests.profile.prompting import DEFAULT_MAX_ITEMS
 
 from .common import (
     backend_options,
@@ -146,8 +146,8 @@ def extract(
     **options: Any,
 ) -> None:
     """Write a hierarchical interest profile for every user in LOGS (files, folders or - for stdin)."""
-    from interests.extract import extract_profiles
-    from interests.privacy import key_from_env
+    from interests.profile.extract import extract_profiles
+    from interests.profile.privacy import key_from_env
 
     hash_key = key_from_env() if hash_user_ids else None  # fail before reading anything
     if taxonomy_dir and structure != "data":

@@ -23,7 +23,7 @@ from .common import sdk_command
 def schema(draft: bool, structure: str) -> None:
     """Print the JSON Schema of a profile (one line of profiles.jsonl)."""
     if draft:
-        from interests.draft import Slot, draft_model, skeleton_model
+        from interests.profile.draft import Slot, draft_model, skeleton_model
 
         model = (
             skeleton_model(
@@ -48,7 +48,7 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(as_json: bool) -> None:
     """Show the embedded models and whether each is prepared."""
-    from interests.models import list_models
+    from interests.llm.weights import list_models
 
     rows = list_models()
     if as_json:
@@ -67,6 +67,6 @@ def list_cmd(as_json: bool) -> None:
 @sdk_command
 def prepare(name: str, force: bool) -> None:
     """Convert embedded model NAME once into a folder vLLM can load."""
-    from interests.models import prepare_model
+    from interests.llm.weights import prepare_model
 
     click.echo(str(prepare_model(name, force=force)))

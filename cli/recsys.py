@@ -103,13 +103,13 @@ def train(
     encoder: str,
 ) -> None:
     """Train the two-tower recommender from logs, profiles and a taxonomy."""
+    from interests.profile.store import read_profiles
     from interests.recsys import fit_two_tower
-    from interests.store import read_profiles
 
     parsed = _read(logs, catalog, mapping)
     profs = read_profiles(profiles) if profiles else None
     if profs:  # profiles written with --hash-user-ids: the logs' users get the same pseudonyms
-        from interests.privacy import match_ids
+        from interests.profile.privacy import match_ids
 
         parsed.histories = dict(match_ids(parsed.histories, [p.user_id for p in profs]))
     tax = None

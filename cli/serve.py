@@ -42,8 +42,8 @@ def serve(
 
     Arguments after `--` go to vLLM unchanged (e.g. `-- --gpu-memory-utilization 0.8`).
     """
-    from interests.models import model_label, resolve_model
-    from interests.serving import free_port, server_command, start_server
+    from interests.llm.launch import free_port, server_command, start_server
+    from interests.llm.weights import model_label, resolve_model
 
     port = port or free_port(host)
     engine: dict[str, Any] = {

@@ -19,7 +19,7 @@ def _read(
 ) -> tuple[list[Any], Any, dict[str, Any] | None]:
     from interests.events import Catalog
     from interests.ingest import read_catalog, read_logs
-    from interests.store import read_profiles
+    from interests.profile.store import read_profiles
 
     profs = read_profiles(profiles)
     if not profs:
@@ -27,7 +27,7 @@ def _read(
     cat = read_catalog(catalog, mapping=catalog_mapping) if catalog else Catalog()
     histories = None
     if logs:
-        from interests.privacy import hashed_profiles, match_ids
+        from interests.profile.privacy import hashed_profiles, match_ids
 
         wanted = {p.user_id for p in profs}
         hashed = hashed_profiles(wanted)  # pseudonyms: read every user, hash, then match

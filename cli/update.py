@@ -83,7 +83,7 @@ def update(
     and users whose groups changed (a domain or topic appeared or went, or a
     domain's share moved by --weight-shift). Unchanged users are not touched.
     """
-    from interests.update import update_profiles
+    from interests.profile.update import update_profiles
 
     user_list = [u.strip() for u in users_.split(",")] if users_ else None
     log_opts, backend_opts = split_options(options)

@@ -9,7 +9,7 @@ group's computed label are marked with a trailing ``*``.
 import sys
 from collections import Counter
 
-from interests.store import read_profiles
+from interests.profile.store import read_profiles
 
 
 def _name(node):

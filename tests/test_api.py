@@ -27,9 +27,9 @@ from worlds import N_ITEMS, USERS_PER_GROUP, grouped_world, make_profile
 from interests.api import check_bind, create_app
 from interests.api.middleware import is_loopback
 from interests.errors import ConfigError
+from interests.profile.store import append_lines
 from interests.recsys import TwoTower
 from interests.recsys.explain import reason_lines
-from interests.store import append_lines
 
 FAST = {"epochs": 30, "batch_size": 64, "dim": 32, "seed": 0}
 KEY = "k" * 8 + "-test-key-0123456789"
@@ -421,7 +421,7 @@ def test_refreshed_profiles_are_served_and_used(world: dict[str, Any]) -> None:
 
 
 def test_default_refresher_recomputes_profiles_without_an_llm(world: dict[str, Any]) -> None:
-    pytest.importorskip("interests.update")
+    pytest.importorskip("interests.profile.update")
     app = app_for(world)
     with serving(app) as c:
         old = c.get("/users/p2/profile").json()

@@ -9,12 +9,14 @@ import pytest
 from conftest import make_provenance
 from pydantic import ValidationError
 
-from interests.draft import draft_model
 from interests.events import Catalog, Event, Item, UserHistory
-from interests.grounding import GroundingError, ground_profile
-from interests.prompting import PromptRenderer, approx_tokens
+from interests.llm.base import approx_tokens
+from interests.profile.draft import draft_model
+from interests.profile.grounding import GroundingError, ground_profile
+from interests.profile.prompting import PromptRenderer
+from interests.profile.signals import compute_signals
 from interests.schema import InterestProfile
-from interests.signals import compute_signals, normalise_rating
+from interests.stats import normalise_rating
 from interests.synthetic import generate
 
 
@@ -170,7 +172,7 @@ def test_grounding_drops_foreign_evidence_and_computes_weights():
 
 
 def test_unsound_summaries_are_replaced_by_a_computed_one():
-    from interests.grounding import summary_is_sound
+    from interests.profile.grounding import summary_is_sound
 
     assert summary_is_sound("Enjoys science fiction films and dislikes animation.")
     assert not summary_is_sound("great value, great value, great value, great value")
@@ -199,7 +201,7 @@ def test_grounding_without_any_own_item_is_an_error():
 
 
 def test_grounding_repairs_what_tiny_models_get_wrong():
-    from interests.grounding import name_is_sound
+    from interests.profile.grounding import name_is_sound
 
     assert name_is_sound("Jazz vocals") and not name_is_sound("Bella&#39;s&#39;s&#39;s")
     assert not name_is_sound("ababababababab")
@@ -242,7 +244,7 @@ def test_grounding_repairs_what_tiny_models_get_wrong():
 
 
 def test_summary_must_be_about_the_users_own_interests():
-    from interests.grounding import summary_is_sound
+    from interests.profile.grounding import summary_is_sound
 
     vocab = {"trail", "running", "hydration", "packs"}
     assert summary_is_sound("Enjoys trail running gear, above all hydration packs.", vocabulary=vocab)

@@ -48,7 +48,7 @@ def test_enforce_eager_defaults_to_the_platform(
 ) -> None:
     monkeypatch.setattr(cpu_env, "gpu_available", lambda: gpu)
     assert cpu_env.enforce_eager(requested) is eager
-    from interests.serving import server_command
+    from interests.llm.launch import server_command
 
     cmd = server_command("m", served_name="m", host="h", port=1, max_model_len=9, enforce_eager=requested)
     assert ("--enforce-eager" in cmd) is eager

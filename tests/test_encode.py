@@ -83,7 +83,7 @@ def test_unknown_encoder_says_what_is_allowed(tmp_path: Path) -> None:
 
 
 def _prepared() -> bool:
-    from interests.models import is_prepared
+    from interests.llm.weights import is_prepared
 
     return is_prepared("smollm2-135m")
 

@@ -7,8 +7,8 @@ import csv
 import pytest
 from conftest import EXAMPLES
 
+from interests.profile.store import iter_jsonl
 from interests.schema import InterestProfile
-from interests.store import iter_jsonl
 
 pytestmark = pytest.mark.engine
 
@@ -51,7 +51,7 @@ def test_the_hierarchy_holds_with_the_embedded_model(engine_profiles):
     """Floors of issue 12 on the example logs, scored by the planted truth of the items each node cites."""
     import json
 
-    from interests.planted_score import score_profiles
+    from interests.synthetic.score import score_profiles
 
     profiles = [InterestProfile.model_validate(d) for d in iter_jsonl(engine_profiles)]
     truth = json.loads((EXAMPLES / "truth.json").read_text())

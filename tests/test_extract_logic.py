@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from interests.extract import extract_profiles, sibling_path
 from interests.ingest import read_logs
 from interests.llm.fake import FakeBackend, schema_answer
-from interests.store import done_users, iter_jsonl, read_errors, read_profiles, repair
+from interests.profile.extract import extract_profiles, sibling_path
+from interests.profile.store import done_users, iter_jsonl, read_errors, read_profiles, repair
 
 
 @pytest.fixture(scope="module")

@@ -28,17 +28,17 @@ import jinja2
 import pytest
 from conftest import interests_cmd, make_provenance
 
-from interests.draft import draft_model
 from interests.events import Catalog, Event, Item, UserHistory
-from interests.extract import extract_profiles, sibling_path
-from interests.grounding import GroundingError, ground_profile
 from interests.ingest import categories_of
 from interests.llm.base import GenRequest
 from interests.llm.fake import FakeBackend
-from interests.prompting import TEXT_SNIPPET_CHARS, TITLE_CHARS, PromptRenderer
+from interests.profile.draft import draft_model
+from interests.profile.extract import extract_profiles, sibling_path
+from interests.profile.grounding import GroundingError, ground_profile
+from interests.profile.prompting import TEXT_SNIPPET_CHARS, TITLE_CHARS, PromptRenderer
+from interests.profile.signals import compute_signals
+from interests.profile.store import iter_jsonl
 from interests.schema import ErrorRecord, InterestProfile
-from interests.signals import compute_signals
-from interests.store import iter_jsonl
 
 T0 = 1_600_000_000.0
 SYSTEM_START = "You write a person's interest profile"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import extract_examples_cmd
 
+from interests.profile.store import iter_jsonl
 from interests.schema import ErrorRecord, InterestProfile
-from interests.store import iter_jsonl
 
 pytestmark = pytest.mark.engine
 USERS = [f"u{i:03d}" for i in range(1, 7)]

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from interests.events import Catalog, Item
-from interests.extract import extract_profiles, sibling_path
 from interests.ingest import MAX_LINE_CHARS, REASONS, IngestError, Logs, read_logs
 from interests.llm.base import GenRequest
 from interests.llm.fake import FakeBackend, schema_answer
+from interests.profile.extract import extract_profiles, sibling_path
+from interests.profile.store import iter_jsonl
 from interests.schema import QuarantinedRow
-from interests.store import iter_jsonl
 
 T = 1_600_000_000
 HEADER = "user,item,rating,timestamp,review\n"

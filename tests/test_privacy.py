@@ -22,10 +22,10 @@ from click.testing import CliRunner
 
 from interests.errors import ConfigError
 from interests.events import Catalog, Event, Item, UserHistory
-from interests.extract import extract_profiles, sibling_path
 from interests.llm.base import GenRequest
 from interests.llm.fake import FakeBackend, schema_answer
-from interests.privacy import (
+from interests.profile.extract import extract_profiles, sibling_path
+from interests.profile.privacy import (
     KEY_ENV,
     check_resume_ids,
     hash_user_id,
@@ -33,10 +33,10 @@ from interests.privacy import (
     key_from_env,
     pseudonymise,
 )
-from interests.prompting import PromptRenderer
-from interests.redact import Redactor, redact
-from interests.signals import compute_signals
-from interests.store import iter_jsonl, read_errors, read_profiles
+from interests.profile.prompting import PromptRenderer
+from interests.profile.redact import Redactor, redact
+from interests.profile.signals import compute_signals
+from interests.profile.store import iter_jsonl, read_errors, read_profiles
 
 # (kind, text): each must become "[kind]"
 PII: list[tuple[str, str]] = [
@@ -407,7 +407,7 @@ def test_reports_and_taxonomies_match_hashed_profiles_to_raw_logs(
     from interests.cli import cli
 
     import interests.llm.vllm_local as vllm_local
-    from interests.privacy import match_ids
+    from interests.profile.privacy import match_ids
 
     monkeypatch.setenv(KEY_ENV, KEY.decode())
     monkeypatch.setattr(vllm_local, "VLLMBackend", lambda *a, **k: FakeBackend(echo_valid))

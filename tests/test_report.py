@@ -3,7 +3,7 @@
 Profiles are built by the real pipeline minus the LLM: synthetic logs with
 planted truth are written to disk and read back by ingestion (so events carry
 their file and line), signals are computed, and a draft naming the planted
-domains/topics is grounded by :func:`interests.grounding.ground_profile`.
+domains/topics is grounded by :func:`interests.profile.grounding.ground_profile`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from click.testing import CliRunner
 from interests.cli import cli
 from markupsafe import escape as _escape
 
-from interests.draft import MAX_DOMAINS, MAX_ITEMS_PER_TOPIC, MAX_TOPICS, draft_model
 from interests.errors import ConfigError
 from interests.events import Catalog, Event, Item, UserHistory
-from interests.grounding import ground_profile
 from interests.ingest import read_logs
+from interests.profile.draft import MAX_DOMAINS, MAX_ITEMS_PER_TOPIC, MAX_TOPICS, draft_model
+from interests.profile.grounding import ground_profile
+from interests.profile.signals import compute_signals, subset_trend
 from interests.report import (
     Recommendation,
     because,
@@ -40,7 +41,6 @@ from interests.report.charts import heatmap, shade_rows, sparkline
 from interests.report.recommendations import explanation, load_recommender
 from interests.report.views import domain_distribution, user_view
 from interests.schema import Attribute, Domain, ErrorRecord, InterestProfile, Provenance, Topic
-from interests.signals import compute_signals, subset_trend
 from interests.synthetic import generate, write_logs
 
 XSS_TITLE = "<script>alert(1)</script>"
@@ -701,7 +701,7 @@ def test_index_limits_full_sections(run: Run) -> None:
 
 def test_browser_launch_is_tried_again_when_chromium_does_not_answer(tmp_path: Path) -> None:
     """A cold Chromium once answered nothing for 30 s (5 browser tests errored); a second launch helps."""
-    from interests.report.browser import Browser, BrowserError
+    from browser import Browser, BrowserError
 
     launches = tmp_path / "launches"
     fake = tmp_path / "mute-chromium"

@@ -1,7 +1,7 @@
 """Reports opened from disk in a real headless Chromium (Debian's ``chromium`` package).
 
 One browser for the module, driven over the DevTools protocol on a pipe
-(:mod:`interests.report.browser`): console errors and Content-Security-Policy
+(`tests/browser.py`): console errors and Content-Security-Policy
 violations, network requests and JavaScript dialogs are recorded for every
 page. Screenshots go to ``$INTERESTS_SCREENSHOT_DIR`` when set (``make
 screenshots``-style: ``INTERESTS_SCREENSHOT_DIR=docs/img``), else to the
@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import Browser, find_chromium
 
 from interests.report import render_report, write_report
-from interests.report.browser import Browser, find_chromium
 
 try:  # tests/ is a rootdir-relative folder (no __init__.py) or a package
     from test_report import (  # type: ignore[import-not-found]

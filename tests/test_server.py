@@ -12,12 +12,12 @@ import httpx
 import pytest
 from conftest import EXAMPLES, interests_cmd
 
-from interests.draft import draft_model
 from interests.errors import BackendError
 from interests.llm.base import GenRequest
+from interests.llm.launch import free_port, start_server
 from interests.llm.server import ServerBackend
-from interests.serving import free_port, start_server
-from interests.store import iter_jsonl, read_profiles
+from interests.profile.draft import draft_model
+from interests.profile.store import iter_jsonl, read_profiles
 
 DRAFT = {
     "summary": "Likes the things in the log.",
@@ -40,7 +40,7 @@ def _completion(content: str, finish: str = "stop") -> dict:
 
 def _backend(handler, **kw) -> ServerBackend:
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return ServerBackend("http://server.test/v1", model="served", http_client=client, backoff=0.01, **kw)
+    return ServerBackend("http://server.test/v1", model="served", http_client=client, **kw)
 
 
 def test_request_body_contract():

@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from interests.draft import Slot, skeleton_model
 from interests.events import Catalog, Event, Item, UserHistory
-from interests.extract import extract_profiles
-from interests.item_groups import group_items
 from interests.llm.base import GenRequest
 from interests.llm.fake import FakeBackend, schema_answer
-from interests.planted_score import score_profiles
-from interests.signals import compute_signals
-from interests.skeleton import SkeletonRules, build_skeleton
-from interests.skeleton_grounding import ground_skeleton, node_name_ok
-from interests.store import read_profiles
+from interests.profile.draft import Slot, skeleton_model
+from interests.profile.extract import extract_profiles
+from interests.profile.item_groups import group_items
+from interests.profile.signals import compute_signals
+from interests.profile.skeleton import SkeletonRules, build_skeleton
+from interests.profile.skeleton_grounding import ground_skeleton, node_name_ok
+from interests.profile.store import read_profiles
 from interests.synthetic import generate, generate_planted_b
-from interests.taxonomy.planted import planted_histories
+from interests.synthetic.profiles import planted_histories
+from interests.synthetic.score import score_profiles
 
 DAY = 86400.0
 
@@ -246,8 +246,8 @@ def test_grounding_keeps_a_sound_model_name_and_records_its_source() -> None:
 
 def test_a_shared_taxonomy_groups_items_of_a_catalogue_without_categories() -> None:
     """--taxonomy: a taxonomy built earlier gives every user the same broader domains."""
+    from interests.synthetic.profiles import planted_profiles
     from interests.taxonomy import build_taxonomy
-    from interests.taxonomy.planted import planted_profiles
 
     data = generate(n_users=24, seed=0)
     histories = planted_histories(data)

@@ -1,7 +1,7 @@
 """The shared taxonomy on synthetic logs with a planted 2-level hierarchy: known answers.
 
 Profiles here are written from the planted truth with noisy node names
-(:func:`interests.taxonomy.planted.planted_profiles`); the LLM-written ones
+(:func:`interests.synthetic.profiles.planted_profiles`); the LLM-written ones
 are tested in ``test_taxonomy_engine.py``.
 """
 
@@ -16,6 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from interests.events import Item
 from interests.synthetic import SyntheticData, generate
+from interests.synthetic.profiles import planted_histories, planted_profiles
 from interests.taxonomy import (
     Taxonomy,
     TaxonomyError,
@@ -24,7 +25,6 @@ from interests.taxonomy import (
     build_taxonomy,
     column_layout,
 )
-from interests.taxonomy.planted import planted_histories, planted_profiles
 
 # Floors measured in bench/taxonomy.py (hashing encoder, 5 seeds, up to 60% lumped profiles: all 1.0
 # for domains, topics >= 0.94); set a little under them.

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from interests.cli import cli
 
-from interests.store import append_lines
+from interests.profile.store import append_lines
 from interests.synthetic import generate
+from interests.synthetic.profiles import planted_profiles
 from interests.taxonomy import Taxonomy, UserVectors
-from interests.taxonomy.planted import planted_profiles
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from interests.ingest import read_catalog, read_logs
-from interests.store import read_profiles
+from interests.profile.store import read_profiles
 from interests.taxonomy import build_taxonomy
 
 # With the model grouping the items (--structure model) the 135M model wrote one domain per user and

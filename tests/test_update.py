@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from interests.events import Catalog, Event, UserHistory
-from interests.extract import extract_profiles, sibling_path
 from interests.llm.base import GenRequest
 from interests.llm.fake import FakeBackend, schema_answer
-from interests.store import read_profiles
+from interests.profile.extract import extract_profiles, sibling_path
+from interests.profile.store import read_profiles
+from interests.profile.update import read_history, update_profiles
 from interests.synthetic import generate_planted_b
-from interests.taxonomy.planted import planted_histories
-from interests.update import read_history, update_profiles
+from interests.synthetic.profiles import planted_histories
 
 DAY = 86400.0
 
@@ -221,7 +221,7 @@ def test_cli_update_reads_new_log_rows_and_reports_what_it_did(
 
 
 def test_a_half_life_weighs_recent_events_more_and_is_recorded(planted: Any) -> None:
-    from interests.skeleton_grounding import event_mass
+    from interests.profile.skeleton_grounding import event_mass
 
     histories, catalog, out = planted
     h = histories[next(iter(histories))]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLES, interests_cmd
 
-from interests.store import read_profiles
+from interests.profile.store import read_profiles
 
 pytestmark = pytest.mark.engine
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -15,6 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
+    # from a copy of the tracked files: a stale build/ folder of the checkout cannot leak into the wheel
+    src = tmp_path_factory.mktemp("src")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True
+    )
+    if files.returncode != 0:
+        pytest.skip("not a git checkout")
+    for name in files.stdout.splitlines():
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     subprocess.run(
         [
             sys.executable,
@@ -26,7 +38,7 @@ def wheel(tmp_path_factory) -> Path:
             "-q",
             "-w",
             str(dist),
-            str(ROOT),
+            str(src),
         ],
         check=True,
         capture_output=True,
@@ -43,6 +55,14 @@ def test_wheel_contains_prompts_cli_and_templates(wheel):
     assert "interests/prompts/system.j2" in names and "interests/prompts/user.j2" in names
     assert "interests/cli/__init__.py" in names and "interests/cli/extract.py" in names
     assert "interests/py.typed" in names
+    # packages are found, not listed: every package of the source tree is in the wheel
+    src = ROOT / "src" / "interests"
+    packages = {p.parent.relative_to(src.parent).as_posix() for p in src.rglob("__init__.py")}
+    assert {"interests/profile", "interests/llm", "interests/recsys", "interests/synthetic"} <= packages
+    missing = sorted(p for p in packages if f"{p}/__init__.py" not in names)
+    assert not missing, f"packages left out of the wheel: {missing}"
+    # code used only by the tests stays out of it
+    assert not any(n.endswith("browser.py") for n in names)
 
 
 def test_installed_wheel_runs_cli_and_renders_a_prompt(wheel, tmp_path):
@@ -52,7 +72,7 @@ def test_installed_wheel_runs_cli_and_renders_a_prompt(wheel, tmp_path):
     pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, "--no-deps", str(wheel)], check=True, capture_output=True)
     # only what --help and rendering need; the heavy extras (vllm, torch) are not installed
-    subprocess.run([*pip, "click", "jinja2", "pydantic", "rich"], check=True, capture_output=True)
+    subprocess.run([*pip, "click", "jinja2", "pydantic", "rich", "numpy"], check=True, capture_output=True)
     out = subprocess.run(
         [str(env_dir / "bin" / "interests"), "extract", "--help"],
         cwd=tmp_path,
@@ -62,9 +82,9 @@ def test_installed_wheel_runs_cli_and_renders_a_prompt(wheel, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "--catalog" in out.stdout
     code = (
-        "import interests, interests.prompting as p\n"
+        "import interests, interests.profile.prompting as p\n"
         "from interests.events import Event, UserHistory, Catalog, Item\n"
-        "from interests.signals import compute_signals\n"
+        "from interests.profile.signals import compute_signals\n"
         "assert 'site-packages' in interests.__file__, interests.__file__\n"
         "h = UserHistory('u', [Event('u', 'i1', 1.6e9, 5.0)])\n"
         "c = Catalog({'i1': Item('i1', 'Alien (1979)', ['Sci-Fi'])})\n"

@@ -265,7 +265,7 @@ def get_encoder(
     if spec == "hashing" or spec.startswith("hashing-"):
         dim = int(spec.split("-", 1)[1]) if "-" in spec else 1024
         return HashingEncoder(dim)
-    from .models import EMBEDDED, interests_home, prepare_model
+    from .llm.weights import EMBEDDED, interests_home, prepare_model
 
     if spec in EMBEDDED:
         inner: TextEncoder = TransformerEncoder(prepare_model(spec), spec, batch_size=batch_size)

@@ -2,7 +2,7 @@
 
 These pydantic models are the single source of truth for the JSON written to
 ``profiles.jsonl``, the JSON Schema printed by ``interests schema``, the
-reports, and (through :mod:`interests.draft`) the schema given to the LLM's
+reports, and (through :mod:`interests.profile.draft`) the schema given to the LLM's
 constrained decoder.
 
 Hierarchy:

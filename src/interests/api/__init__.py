@@ -4,7 +4,7 @@
 
     from interests.api import create_app
     from interests.recsys import TwoTower
-    from interests.store import read_profiles
+    from interests.profile.store import read_profiles
 
     app = create_app(TwoTower.load("out/model"), read_profiles("out/profiles.jsonl"))
     # uvicorn.run(app, host="127.0.0.1", port=8000), or mount it in a FastAPI app of yours

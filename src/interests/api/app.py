@@ -29,8 +29,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
+from interests.profile.store import append_lines, iter_jsonl, repair
 from interests.recsys.explain import explanation_json, reason_lines
-from interests.store import append_lines, iter_jsonl, repair
 
 from .metrics import Metrics
 from .middleware import Guard, check_bind, check_key
@@ -48,7 +48,7 @@ from .state import Posted, ScoreCache, Snapshot, UserStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog
-    from interests.item_groups import ItemGroups
+    from interests.profile.item_groups import ItemGroups
     from interests.recsys import TwoTower
     from interests.schema import InterestProfile
 

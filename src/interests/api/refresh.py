@@ -11,7 +11,7 @@ before it started. A refresher that raises marks its users stale (they are
 retried later); the error's type is logged, never its message, which might
 quote a review.
 
-:func:`default_refresher` refreshes with :func:`interests.update.refresh_profiles`
+:func:`default_refresher` refreshes with :func:`interests.profile.update.refresh_profiles`
 (exact statistics, no LLM).
 """
 
@@ -35,9 +35,9 @@ Refresher = Callable[[list[str]], None]
 
 
 def default_refresher(store: UserStore, catalog: Catalog | None = None, groups: Any = None) -> Refresher:
-    """Refresh profiles with ``interests.update.refresh_profiles`` (no LLM) and store them.
+    """Refresh profiles with ``interests.profile.update.refresh_profiles`` (no LLM) and store them.
 
-    ``groups`` (:class:`~interests.item_groups.ItemGroups`) default to
+    ``groups`` (:class:`~interests.profile.item_groups.ItemGroups`) default to
     ``group_items`` over every user's history, made once on the first
     refresh: grouping only the users of one batch would cluster a handful of
     items and name their interests differently from the rest.
@@ -45,8 +45,8 @@ def default_refresher(store: UserStore, catalog: Catalog | None = None, groups: 
     made: list[Any] = [groups]
 
     def refresh(user_ids: list[str]) -> None:
-        from interests.item_groups import extend_groups, group_items
-        from interests.update import refresh_profiles
+        from interests.profile.item_groups import extend_groups, group_items
+        from interests.profile.update import refresh_profiles
 
         if made[0] is None:  # only the worker thread calls this: no race
             made[0] = group_items({u: store.history(u) for u in store.user_ids()}, catalog)

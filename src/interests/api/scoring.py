@@ -29,8 +29,8 @@ from interests.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from interests.recsys import TwoTower
     from interests.recsys.data import Histories
+    from interests.recsys.explain import Explanation
     from interests.recsys.features import UserFeatures
-    from interests.recsys.recommender import Explanation
 
     from .state import ScoreCache, Snapshot, UserStore
 

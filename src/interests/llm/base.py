@@ -10,6 +10,11 @@ from pydantic import BaseModel
 Messages = list[dict[str, str]]
 
 
+def approx_tokens(messages: Messages) -> int:
+    """A cheap upper-bound token estimate (about 3 characters a token), for backends without a tokenizer."""
+    return sum(len(m["content"]) // 3 + 4 for m in messages)
+
+
 @dataclass
 class GenRequest:
     """One constrained chat completion to run."""
@@ -55,4 +60,4 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["Backend", "GenRequest", "GenResult", "Messages"]
+__all__ = ["Backend", "GenRequest", "GenResult", "Messages", "approx_tokens"]

@@ -9,8 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ..prompting import approx_tokens
-from .base import GenRequest, GenResult, Messages
+from .base import GenRequest, GenResult, Messages, approx_tokens
 
 Script = Callable[[GenRequest, int], tuple[str, str]]  # (request, attempt) -> (text, finish_reason)
 

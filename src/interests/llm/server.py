@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import warnings
 from collections import OrderedDict
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -28,8 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..errors import BackendError
-from ..prompting import approx_tokens
-from .base import GenRequest, GenResult, Messages
+from .base import GenRequest, GenResult, Messages, approx_tokens
 
 # instructor logs every failed call; this backend reports failures itself, once
 logging.getLogger("instructor").setLevel(logging.CRITICAL)
@@ -72,8 +70,7 @@ class ServerBackend:
       does not report the length (no ``/models``, no such model listed, no
       ``max_model_len`` field) gets 4096 and a WARNING.
     * ``connect_retries``: transport retries of each request, done by the
-      OpenAI client (``Retry-After`` honoured); ``backoff`` is no longer used
-      and is accepted only so that old calls still work.
+      OpenAI client (``Retry-After`` honoured).
     * ``validation_retries``: instructor's re-asks after a reply that does not
       validate (not transport retries).
     * ``http_client``: an ``httpx.AsyncClient`` for the chat requests (proxy,
@@ -96,18 +93,11 @@ class ServerBackend:
         concurrency: int = 8,
         timeout: float = 300.0,
         connect_retries: int = 4,
-        backoff: float | None = None,
         max_model_len: int | None = None,
         validation_retries: int = 1,
         http_client: httpx.AsyncClient | None = None,
         sync_http_client: httpx.Client | None = None,
     ) -> None:
-        if backoff is not None:
-            warnings.warn(
-                "ServerBackend(backoff=...) is ignored: the OpenAI client's retries set the delays",
-                DeprecationWarning,
-                stacklevel=2,
-            )
         self.base_url, self.root = server_urls(base_url)
         self.server: str | None = self.base_url
         self.api_key = api_key or "EMPTY"

@@ -10,10 +10,10 @@ import os
 from typing import Any
 
 from ..errors import BackendError
-from ..models import model_label, resolve_model
 from .base import GenRequest, GenResult, Messages
 from .cpu_env import apply_cpu_engine_env, resolve_dtype, vllm_is_quiet
 from .cpu_env import enforce_eager as resolve_eager
+from .weights import model_label, resolve_model
 
 # guidance compiles every schema we send (xgrammar rejected some; see docs/models.md)
 STRUCTURED_BACKEND = "guidance"

@@ -19,7 +19,7 @@ from typing import Any
 
 _EXPORTS = {
     "TwoTower": "interests.recsys.recommender",
-    "Explanation": "interests.recsys.recommender",
+    "Explanation": "interests.recsys.explain",
     "fit_two_tower": "interests.recsys.recommender",
     "TwoTowerConfig": "interests.recsys.model",
     "EASE": "interests.recsys.baselines",

@@ -274,11 +274,11 @@ def cached_profiles(
     root = Path(directory)
 
     def source(key: str, histories: Mapping[str, UserHistory]) -> Mapping[str, InterestProfile]:
-        from interests.store import read_profiles
+        from interests.profile.store import read_profiles
 
         path = root / CACHE_SPLITS[key] / "profiles.jsonl"
         if extract:
-            from interests.extract import extract_profiles
+            from interests.profile.extract import extract_profiles
 
             path.parent.mkdir(parents=True, exist_ok=True)
             users = sorted(histories)[:limit] if limit else None

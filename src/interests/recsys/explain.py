@@ -21,27 +21,61 @@ are not reasons and are left out.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from interests.errors import ConfigError
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .recommender import Explanation, TwoTower
+    from .recommender import TwoTower
+
+
+@dataclass
+class Explanation:
+    """Why ``item_id`` scored ``score`` for ``user_id``; the terms add up to the score.
+
+    ``score == offset + sum(groups.values())``; ``history`` splits
+    ``groups["history"] + groups["backbone"]`` over the user's history items;
+    ``nodes`` splits ``groups["taxonomy"]`` over global taxonomy nodes (empty
+    without a taxonomy); ``profile_nodes`` regroups ``history`` by the profile
+    domain/topic that cites each item.
+    """
+
+    user_id: str
+    item_id: str
+    score: float
+    offset: float
+    groups: dict[str, float]
+    history: list[tuple[str, float]]
+    nodes: list[tuple[str, float]] = field(default_factory=list)
+    profile_nodes: list[tuple[str, float]] = field(default_factory=list)
+    item_node: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "item_id": self.item_id,
+            "score": self.score,
+            "offset": self.offset,
+            "groups": self.groups,
+            "history": [list(x) for x in self.history],
+            "nodes": [list(x) for x in self.nodes],
+            "profile_nodes": [list(x) for x in self.profile_nodes],
+            "item_node": self.item_node,
+        }
 
 
 def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) -> Explanation:
     import torch
 
-    from .recommender import Explanation, _take_feats
-
     assert model.known is not None and model.feats is not None and model.nodes is not None
-    from interests.errors import ConfigError
-
     if item_id not in model.known.item_index:
         raise ConfigError(f"unknown item {item_id!r}")
     rows = model._rows([user_id])
     query = model.known.take(rows)
-    feats = _take_feats(model.feats, rows)
+    feats = model.feats.take(rows)
     i = model.known.item_index[item_id]
     net, cfg = model.net, model.config
     with torch.no_grad():

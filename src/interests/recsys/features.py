@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..stats import normalise_rating, rhythm
 from .data import Histories
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -122,16 +123,13 @@ def l3_features(
     out = np.zeros(L3_DIM, dtype=np.float32)
     t = times[~np.isnan(times)]
     if len(t):
-        hours = ((t % DAY) // 3600).astype(np.int64)
-        days = ((t // DAY + 3) % 7).astype(np.int64)  # 1970-01-01 was a Thursday
-        out[:24] = np.bincount(hours, minlength=24)[:24] / len(t)
-        out[24:31] = np.bincount(days, minlength=7)[:7] / len(t)
+        out[:24], out[24:31] = rhythm(t)
         if ref_time is not None:
             out[31] = math.log1p(max(0.0, ref_time - t.max()) / DAY) / 10.0
         out[32] = math.log1p((t.max() - t.min()) / DAY) / 10.0
     r = ratings[~np.isnan(ratings)]
     if len(r) and scale is not None and scale[1] > scale[0]:
-        norm = 2.0 * (r - scale[0]) / (scale[1] - scale[0]) - 1.0
+        norm = normalise_rating(r, scale)
         out[33] = float(norm.mean())
         half = len(norm) // 2
         out[34] = float(norm[half:].mean() - norm[:half].mean()) if half else 0.0
@@ -149,6 +147,28 @@ class UserFeatures:
     l3: np.ndarray  # [n, L3_DIM]
     has_profile: np.ndarray  # [n] bool
     l3_cold: np.ndarray | None = None  # [n, L3_DIM] from each user's last few events (training only)
+
+    #: the groups a saved model keeps (``l3_cold`` is a training-time view)
+    SAVED = ("profile", "taxonomy", "l3", "has_profile")
+
+    def take(self, rows: Sequence[int]) -> UserFeatures:
+        """The rows ``rows`` of every group (the training-only ``l3_cold`` is dropped)."""
+        r = np.asarray(rows, dtype=np.int64)
+        return UserFeatures(**{name: getattr(self, name)[r] for name in self.SAVED})
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The saved groups as named arrays (booleans as uint8, what safetensors stores)."""
+        return {
+            prefix + n: np.asarray(getattr(self, n), dtype=np.uint8 if n == "has_profile" else None)
+            for n in self.SAVED
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "") -> UserFeatures:
+        """Inverse of :meth:`to_arrays`."""
+        got = {n: arrays[prefix + n] for n in cls.SAVED}
+        got["has_profile"] = got["has_profile"].astype(bool)
+        return cls(**got)
 
 
 def user_features(

@@ -20,14 +20,14 @@ from interests.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from .recommender import TwoTower
 
+#: bumped when a saved model folder can no longer be read by this code
+FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
 def save_model(model: TwoTower, out: Path) -> Path:
     from safetensors.numpy import save_file
-
-    from .recommender import FORMAT_VERSION
 
     assert model.known is not None and model.feats is not None and model.nodes is not None
     out.mkdir(parents=True, exist_ok=True)
@@ -46,10 +46,7 @@ def save_model(model: TwoTower, out: Path) -> Path:
         t["text_basis"] = model.text_basis
     f = model.feats
     t |= {
-        "feats.profile": f.profile,
-        "feats.taxonomy": f.taxonomy,
-        "feats.l3": f.l3,
-        "feats.has_profile": f.has_profile.astype(np.uint8),
+        **f.to_arrays("feats."),
     }
     lens = np.array([len(x) for x in k.items], dtype=np.int64)
     t |= {
@@ -90,7 +87,6 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     from .data import Histories
     from .features import ItemNodes, UserFeatures
     from .model import TwoTowerConfig, TwoTowerNet
-    from .recommender import FORMAT_VERSION
 
     if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise ConfigError(
@@ -114,9 +110,7 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
         b = sp.csr_matrix((t["backbone.data"], t["backbone.indices"], t["backbone.indptr"]), shape=(n, n))
         model.backbone = EaseBackbone(b, cfg.recency_decay)
     model.text_basis = t.get("text_basis")
-    model.feats = UserFeatures(
-        t["feats.profile"], t["feats.taxonomy"], t["feats.l3"], t["feats.has_profile"].astype(bool)
-    )
+    model.feats = UserFeatures.from_arrays(t, "feats.")
     cuts = np.cumsum(t["known.lens"])[:-1]
     model.known = Histories(
         meta["user_ids"],

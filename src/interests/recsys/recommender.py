@@ -15,7 +15,6 @@ backbone, user features); loading never unpickles.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +22,12 @@ import numpy as np
 
 from interests.errors import ConfigError
 
+from ..stats import rating_scale
 from .backbone import EaseBackbone
 from .data import Histories, from_user_histories, item_domains
+from .explain import Explanation, explain_score
 from .features import ItemNodes, UserFeatures, get_text_encoder, item_texts, user_features
+from .io import FORMAT_VERSION, load_model, save_model
 from .metrics import ndcg_at_k, top_k
 from .model import TwoTowerConfig
 from .rerank import mmr_rerank
@@ -33,8 +35,6 @@ from .rerank import mmr_rerank
 if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog
     from interests.schema import InterestProfile
-
-FORMAT_VERSION = 1
 
 
 def _as_histories(data: Any) -> tuple[Histories, Catalog | None]:
@@ -48,41 +48,6 @@ def _z(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mu = s.mean(axis=1, keepdims=True)
     sd = s.std(axis=1, keepdims=True) + 1e-9
     return (s - mu) / sd, mu, sd
-
-
-@dataclass
-class Explanation:
-    """Why ``item_id`` scored ``score`` for ``user_id``; the terms add up to the score.
-
-    ``score == offset + sum(groups.values())``; ``history`` splits
-    ``groups["history"] + groups["backbone"]`` over the user's history items;
-    ``nodes`` splits ``groups["taxonomy"]`` over global taxonomy nodes (empty
-    without a taxonomy); ``profile_nodes`` regroups ``history`` by the profile
-    domain/topic that cites each item.
-    """
-
-    user_id: str
-    item_id: str
-    score: float
-    offset: float
-    groups: dict[str, float]
-    history: list[tuple[str, float]]
-    nodes: list[tuple[str, float]] = field(default_factory=list)
-    profile_nodes: list[tuple[str, float]] = field(default_factory=list)
-    item_node: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "item_id": self.item_id,
-            "score": self.score,
-            "offset": self.offset,
-            "groups": self.groups,
-            "history": [list(x) for x in self.history],
-            "nodes": [list(x) for x in self.nodes],
-            "profile_nodes": [list(x) for x in self.profile_nodes],
-            "item_node": self.item_node,
-        }
 
 
 class TwoTower:
@@ -156,8 +121,7 @@ class TwoTower:
         self.domains = item_domains(known.item_ids, catalog, assign)
         cfg.n_domains, cfg.n_topics = self.nodes.n_domains, self.nodes.n_topics
         ratings = np.concatenate(known.ratings) if known.items else np.zeros(0)
-        ratings = ratings[~np.isnan(ratings)]
-        self.scale = (float(ratings.min()), float(ratings.max())) if len(ratings) else None
+        self.scale = rating_scale(ratings.tolist())
         times = np.concatenate(known.times) if known.items else np.zeros(0)
         times = times[~np.isnan(times)]
         self.ref_time = float(times.max()) if len(times) else None
@@ -193,7 +157,7 @@ class TwoTower:
                 np.array([known.item_index[i] for i in valid[known.user_ids[r]] if i in known.item_index])
                 for r in rows
             ]
-            vfeat = _take_feats(self.feats, rows)
+            vfeat = self.feats.take(rows)
 
             def eval_fn() -> float:
                 return _mean_ndcg(self._tower_scores(vq, vfeat), vq, targets)
@@ -203,7 +167,7 @@ class TwoTower:
         self._frozen = True
         if cfg.backbone and cfg.fusion is None:
             if vq is not None:
-                self.tune_fusion(vq, targets, feats=_take_feats(self.feats, rows))
+                self.tune_fusion(vq, targets, feats=self.feats.take(rows))
             else:
                 cfg.fusion = 0.5
         return self
@@ -349,7 +313,7 @@ class TwoTower:
         ids = [user_ids] if isinstance(user_ids, str) else list(user_ids)
         rows = self._rows(ids)
         query = self.known.take(rows)
-        scores = self.score(query, feats=_take_feats(self.feats, rows))
+        scores = self.score(query, feats=self.feats.take(rows))
         items, vals = self._top(scores, query if filter_seen else None, k, diverse)
         return (items[0], vals[0]) if one else (items, vals)
 
@@ -416,7 +380,6 @@ class TwoTower:
         return np.array([self.known.item_ids[t] for t in top], dtype=object), sim[top].astype(np.float32)
 
     def explain(self, user_id: str, item_id: str, *, top: int = 5) -> Explanation:
-        from .explain import explain_score
 
         self._check()
         return explain_score(self, user_id, item_id, top=top)
@@ -427,14 +390,12 @@ class TwoTower:
 
     # ---- disk ---------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        from .io import save_model
 
         self._check()
         return save_model(self, Path(directory))
 
     @classmethod
     def load(cls, directory: str | Path) -> TwoTower:
-        from .io import load_model
 
         return load_model(cls, Path(directory))
 
@@ -496,11 +457,6 @@ def _cited_nodes(profile: InterestProfile) -> dict[str, str]:
             for i in t.item_ids:
                 out.setdefault(i, f"{d.name} > {t.name}")
     return out
-
-
-def _take_feats(f: UserFeatures, rows: Sequence[int]) -> UserFeatures:
-    r = np.asarray(rows, dtype=np.int64)
-    return UserFeatures(f.profile[r], f.taxonomy[r], f.l3[r], f.has_profile[r])
 
 
 def _mean_ndcg(scores: np.ndarray, query: Histories, targets: Sequence[np.ndarray], k: int = 20) -> float:

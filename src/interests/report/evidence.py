@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..events import Catalog, Event, UserHistory
-from ..redact import redact
+from ..profile.redact import redact
 
 SNIPPET_CHARS = 200
 

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError
 from ..events import Catalog, UserHistory
-from ..privacy import hashed_profiles, match_ids
+from ..profile.privacy import hashed_profiles, match_ids
+from ..profile.store import iter_jsonl
 from ..schema import ErrorRecord, InterestProfile, QuarantinedRow
-from ..store import iter_jsonl
 
 PathLike: TypeAlias = "str | Path"
 ProfilesInput: TypeAlias = "str | Path | Iterable[InterestProfile]"

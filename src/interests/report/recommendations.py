@@ -10,7 +10,7 @@ model::
 :func:`recommendations_from_model` fills that structure from any object with
 ``recommend(user_ids, k) -> (item_ids, scores)`` and ``explain(user_id,
 item_id)`` (the two-tower model of :mod:`interests.recsys`, or anything shaped
-like it). The two-tower's :class:`~interests.recsys.recommender.Explanation`
+like it). The two-tower's :class:`~interests.recsys.explain.Explanation`
 is rendered by :func:`interests.recsys.explain.explanation_json` (the history
 items that raised the score most, the interest nodes behind it), as in
 ``interests recommend --explain`` and the API. Another ``explain`` may

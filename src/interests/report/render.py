@@ -28,7 +28,7 @@ from markupsafe import Markup
 from .. import __version__
 from ..errors import ConfigError
 from ..events import Catalog
-from ..privacy import hashed_profiles
+from ..profile.privacy import hashed_profiles
 from ..schema import ErrorRecord, QuarantinedRow
 from .inputs import (
     LogsInput,

@@ -28,6 +28,7 @@ from ..schema import (
     Stats,
     TimePatterns,
 )
+from ..stats import weekly_grid
 from . import charts
 from .evidence import EvidenceItem, events_by_item, evidence_items
 from .recommendations import Recommendation
@@ -134,12 +135,7 @@ class UserView:
 
 
 def _grid(events: Iterable[Event], tz: str) -> list[list[float]]:
-    zone = tz_zone(tz)
-    grid = [[0.0] * 24 for _ in range(7)]
-    for e in events:
-        if e.ts is not None:
-            local = datetime.fromtimestamp(e.ts, tz=zone)
-            grid[local.weekday()][local.hour] += 1
+    grid: list[list[float]] = weekly_grid((e.ts for e in events if e.ts is not None), tz_zone(tz)).tolist()
     return grid
 
 

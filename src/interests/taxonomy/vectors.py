@@ -50,13 +50,13 @@ import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..signals import normalise_rating, trend
+from ..profile.signals import trend
+from ..stats import normalise_rating, rating_scale, rhythm
 
 if TYPE_CHECKING:
     from ..events import Event, UserHistory
@@ -160,26 +160,6 @@ def _entropy(p: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def _rhythm(stamps: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    hours, days = np.zeros(24), np.zeros(7)
-    for ts in stamps:
-        t = datetime.fromtimestamp(ts, tz=timezone.utc)
-        hours[t.hour] += 1
-        days[t.weekday()] += 1
-    n = max(len(stamps), 1)
-    return hours / n, days / n
-
-
-def rating_scale(histories: Mapping[str, UserHistory] | None) -> tuple[float, float] | None:
-    """The data set's rating scale (min, max over every rating), or ``None``."""
-    lo, hi = math.inf, -math.inf
-    for h in (histories or {}).values():
-        for e in h.events:
-            if e.rating is not None:
-                lo, hi = min(lo, e.rating), max(hi, e.rating)
-    return (lo, hi) if lo < hi else None
-
-
 def _node_ratings(profile: InterestProfile) -> dict[str, tuple[float, int]]:
     out: dict[str, tuple[float, int]] = {}
     for d in profile.domains:
@@ -205,7 +185,8 @@ def compute_user_vectors(
     for k, c in enumerate(cols):
         starts.setdefault(c.split(":", 1)[0], k)
     n_d, n_t = len(dom_ids), len(top_ids)
-    scale = rating_scale(histories)
+    scale = rating_scale(e.rating for h in (histories or {}).values() for e in h.events)
+    scale = scale if scale and scale[0] < scale[1] else None
     latest = max(
         (e.ts for h in (histories or {}).values() for e in h.events if e.ts is not None), default=None
     )
@@ -255,7 +236,7 @@ def _from_history(
     ev_d = [d_index[assign[e.item_id].domain_id] if e.item_id in assign else -1 for e in events]
     ev_t = [t_index[assign[e.item_id].topic_id] if e.item_id in assign else -1 for e in events]
     stamps = [e.ts for e in events if e.ts is not None]
-    hours, days = _rhythm(stamps)
+    hours, days = rhythm(stamps)
     put(row, "hour", hours)
     put(row, "weekday", days)
     put(row, "n_events", len(events))
@@ -287,7 +268,7 @@ def _from_history(
                 out["rec"][k], out["fresh"][k] = days_ago, math.exp(-days_ago / FRESHNESS_DAYS)
                 gaps = [(b - a) / 86400 for a, b in itertools.pairwise(mine)]
                 out["cad"][k] = statistics.median(gaps) if gaps else 0.0
-                out["hour"][k], out["weekday"][k] = _rhythm(mine)
+                out["hour"][k], out["weekday"][k] = rhythm(mine)
         return out
 
     dom, top = per_node(ev_d, n_d), per_node(ev_t, n_t)

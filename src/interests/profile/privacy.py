@@ -7,7 +7,7 @@ files from different runs join; without the key a pseudonym cannot be turned
 back into the id, nor checked against a guess (unlike a plain hash).
 
     import os
-    from interests.privacy import hash_user_id, key_from_env
+    from interests.profile.privacy import hash_user_id, key_from_env
     os.environ["INTERESTS_HASH_KEY"] = "a long secret, kept out of the repository"
     assert hash_user_id("alice@example.com", key_from_env()).startswith("h_")
 
@@ -24,8 +24,8 @@ import os
 import re
 from collections.abc import Collection, Iterable, Mapping
 
-from .errors import ConfigError
-from .events import UserHistory
+from ..errors import ConfigError
+from ..events import UserHistory
 
 KEY_ENV = "INTERESTS_HASH_KEY"
 PREFIX = "h_"

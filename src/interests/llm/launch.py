@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from .errors import BackendError
-from .llm.cpu_env import apply_cpu_engine_env
-from .models import interests_home, model_label, resolve_model
+from ..errors import BackendError
+from .cpu_env import apply_cpu_engine_env
+from .weights import interests_home, model_label, resolve_model
 
 
 def free_port(host: str = "127.0.0.1") -> int:

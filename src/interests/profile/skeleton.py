@@ -2,13 +2,13 @@
 
 "Structure from the data, words from the model": the skeleton decides which
 items form an interest; the model only names the groups (see
-:func:`interests.draft.skeleton_model`). Every group is built over **all** the
+:func:`interests.profile.draft.skeleton_model`). Every group is built over **all** the
 user's events, so weights, sentiment and trends describe the user, whatever
 the model later cites.
 
 Rules (documented in docs/schema.md, "How the hierarchy is built"):
 
-1. Each item has candidate keys from :class:`~interests.item_groups.ItemGroups`
+1. Each item has candidate keys from :class:`~interests.profile.item_groups.ItemGroups`
    (its categories, a taxonomy path or cluster keys). A key's **support** is
    the number of the user's events on items carrying it.
 2. **L1**: each item goes to its candidate with the most support (ties: the
@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .events import Catalog, Event, UserHistory
+from ..events import Catalog, Event, UserHistory
 
 if TYPE_CHECKING:
     from .item_groups import ItemGroups

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import InterestsError
+from ..errors import InterestsError
 
 DEFAULT_MODEL = "smollm2-135m"
 # float32 on disk: vLLM downcasts it to bf16 on the CPU (its faster path, measured in

@@ -1,7 +1,7 @@
 """Where each item may sit in a hierarchy: candidate group keys per item, from the data.
 
 One :class:`ItemGroups` is made per run (:func:`item_groups`) and read by every
-user's skeleton (:mod:`interests.skeleton`). Three sources, chosen in order:
+user's skeleton (:mod:`interests.profile.skeleton`). Three sources, chosen in order:
 
 * ``taxonomy``: a shared taxonomy built earlier (``interests taxonomy build``):
   each item's path is its (global domain, global topic).
@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .events import Catalog, UserHistory
+from ..events import Catalog, UserHistory
 
 if TYPE_CHECKING:
-    from .taxonomy.model import Taxonomy
+    from ..taxonomy.model import Taxonomy
 
 Source = Literal["taxonomy", "category", "cluster"]
 

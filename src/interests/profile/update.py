@@ -34,21 +34,21 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import __version__
-from .events import Catalog, UserHistory, history_digest
+from .. import __version__
+from ..events import Catalog, UserHistory, history_digest
+from ..llm.base import Backend
+from ..schema import ErrorRecord, InterestProfile, Provenance
 from .extract import ExtractResult, _run_batch, history_stamp, prepare_prompts, run_groups, sibling_path
 from .grounding import now_iso
 from .item_groups import ItemGroups, group_items
-from .llm.base import Backend
 from .prompting import DEFAULT_MAX_ITEMS
-from .schema import ErrorRecord, InterestProfile, Provenance
 from .signals import compute_signals, dataset_reference
 from .skeleton import OTHER, Skeleton, SkeletonRules, build_skeleton
 from .skeleton_grounding import event_mass, ground_skeleton
 from .store import append_lines, done_users, iter_jsonl, read_profiles, repair, replace_lines
 
 if TYPE_CHECKING:
-    from .taxonomy.model import Taxonomy
+    from ..taxonomy.model import Taxonomy
 
 #: a domain whose weight moves by this much (absolute share of events) needs new words
 WEIGHT_SHIFT = 0.2
@@ -209,7 +209,7 @@ def refresh_profiles(
     ``new`` and ``llm`` users. Without one, those users get the data's own
     labels and a computed summary (``name_source: computed``), so a service
     can keep profiles exact without any model. ``groups`` default to a fresh
-    :func:`~interests.item_groups.group_items` over ``histories``. ``changes``
+    :func:`~interests.profile.item_groups.group_items` over ``histories``. ``changes``
     and ``skeletons`` are what :func:`plan_changes` gave, when it ran already.
     """
     groups = groups if groups is not None else group_items(histories, catalog, taxonomy=taxonomy)
@@ -472,7 +472,7 @@ def update_profiles(
             elif backend is not None:
                 engine = backend()
             else:
-                from .llm.vllm_local import VLLMBackend
+                from ..llm.vllm_local import VLLMBackend
 
                 engine = VLLMBackend(model)
         return engine

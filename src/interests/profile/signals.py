@@ -11,12 +11,14 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timezone
 from itertools import pairwise
 
-from .events import Catalog, Event, UserHistory
-from .ingest.timeparse import zone as tz_zone
-from .schema import CategoryShare, DomainTrend, Sentiment, Stats, TimePatterns
+from ..events import Catalog, Event, UserHistory
+from ..ingest.timeparse import zone as tz_zone
+from ..schema import CategoryShare, DomainTrend, Sentiment, Stats, TimePatterns
+from ..stats import normalise_rating, rhythm
+from ..stats import rating_scale as scale_of
 
 SESSION_GAP_S = 30 * 60
 TREND_THRESHOLD = 0.1  # change in share of activity between the halves of a history
@@ -37,14 +39,6 @@ def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def normalise_rating(rating: float, scale: tuple[float, float]) -> float:
-    """Map a rating linearly from ``scale`` onto -1..1."""
-    lo, hi = scale
-    if hi <= lo:
-        return 0.0
-    return max(-1.0, min(1.0, 2.0 * (rating - lo) / (hi - lo) - 1.0))
 
 
 def rating_sentiment(events: Iterable[Event], scale: tuple[float, float] | None) -> Sentiment:
@@ -97,16 +91,6 @@ def subset_trend(name: str, events: Sequence[Event], member: Sequence[bool]) -> 
     )
 
 
-def _rhythm(stamps: Sequence[float], tz: tzinfo) -> tuple[list[float], list[float]]:
-    hours, days = [0] * 24, [0] * 7
-    for ts in stamps:
-        local = datetime.fromtimestamp(ts, tz=tz)
-        hours[local.hour] += 1
-        days[local.weekday()] += 1
-    n = max(len(stamps), 1)
-    return [round(h / n, 4) for h in hours], [round(d / n, 4) for d in days]
-
-
 def _sessions(stamps: Sequence[float]) -> list[list[float]]:
     sessions: list[list[float]] = []
     for ts in stamps:
@@ -121,7 +105,8 @@ def time_patterns(events: Sequence[Event], *, tz: str = "UTC", as_of: float | No
     """Hour-of-day and weekday shares, first/last seen, recency and sessions."""
     stamps = sorted(e.ts for e in events if e.ts is not None)
     zone = tz_zone(tz)
-    hours, days = _rhythm(stamps, zone)
+    hour_shares, day_shares = rhythm(stamps, zone)
+    hours, days = [round(float(h), 4) for h in hour_shares], [round(float(d), 4) for d in day_shares]
     if not stamps:
         return TimePatterns(timezone=tz, hour_of_day=hours, weekday=days)
     sessions = _sessions(stamps)
@@ -151,15 +136,9 @@ def dataset_reference(
     histories: Iterable[UserHistory],
 ) -> tuple[tuple[float, float] | None, float | None]:
     """The data set's rating scale (min, max) and latest timestamp: shared by every user's signals."""
-    lo = hi = latest = None
-    for h in histories:
-        for e in h.events:
-            if e.rating is not None:
-                lo = e.rating if lo is None else min(lo, e.rating)
-                hi = e.rating if hi is None else max(hi, e.rating)
-            if e.ts is not None:
-                latest = e.ts if latest is None else max(latest, e.ts)
-    return ((lo, hi) if lo is not None and hi is not None else None), latest
+    histories = list(histories)
+    stamps = [e.ts for h in histories for e in h.events if e.ts is not None]
+    return scale_of(e.rating for h in histories for e in h.events), max(stamps, default=None)
 
 
 def compute_signals(
@@ -175,7 +154,7 @@ def compute_signals(
     events = history.events
     cat = catalog or Catalog()
     ratings = [e.rating for e in events if e.rating is not None]
-    scale = rating_scale or ((min(ratings), max(ratings)) if ratings else None)
+    scale = rating_scale or scale_of(ratings)
     counts: Counter[str] = Counter()
     for e in events:
         for c in cat.get_item(e.item_id).categories:
@@ -209,7 +188,6 @@ __all__ = [
     "compute_signals",
     "dataset_reference",
     "iso",
-    "normalise_rating",
     "rating_sentiment",
     "subset_trend",
     "time_patterns",

@@ -1,6 +1,6 @@
 """Structure "data": a skeleton plus the model's words -> an :class:`InterestProfile`.
 
-The skeleton (:mod:`interests.skeleton`) fixed which items form each domain
+The skeleton (:mod:`interests.profile.skeleton`) fixed which items form each domain
 and topic; here every node gets
 
 * its **items**: all of the group's items, the model's chosen examples first;
@@ -26,7 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .events import Catalog, Event, UserHistory
+from ..events import Catalog, Event, UserHistory
+from ..schema import Attribute, Domain, InterestProfile, NameSource, Provenance, Topic
 from .grounding import (
     _all_categories,
     _attributes,
@@ -35,7 +36,6 @@ from .grounding import (
     name_is_sound,
     summary_is_sound,
 )
-from .schema import Attribute, Domain, InterestProfile, NameSource, Provenance, Topic
 from .signals import UserSignals, subset_trend
 from .skeleton import Skeleton, SkeletonDomain, SkeletonTopic
 

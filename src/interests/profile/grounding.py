@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .events import Catalog, Event, UserHistory
-from .schema import Attribute, Domain, InterestProfile, Provenance, Sentiment, Topic
+from ..events import Catalog, Event, UserHistory
+from ..schema import Attribute, Domain, InterestProfile, Provenance, Sentiment, Topic
 from .signals import UserSignals, rating_sentiment, subset_trend
 
 MAX_ATTRIBUTES = 4

@@ -13,9 +13,10 @@ import random
 from collections.abc import Mapping
 
 from ..events import Catalog, Event, UserHistory
+from ..profile.signals import compute_signals, rating_sentiment, subset_trend
 from ..schema import Domain, InterestProfile, Provenance, Topic
-from ..signals import compute_signals, rating_sentiment, subset_trend
-from ..synthetic import SyntheticData
+from ..stats import rating_scale
+from . import SyntheticData
 
 SYNONYMS: dict[str, list[str]] = {
     "Science fiction films": ["Sci-fi movies", "science fiction", "SF cinema", "Futuristic films"],
@@ -78,8 +79,7 @@ def planted_profiles(
     catalog: Catalog = data.catalog
     if histories is None:
         histories = planted_histories(data)
-    ratings = [e.rating for e in data.events if e.rating is not None]
-    scale = (min(ratings), max(ratings)) if ratings else None
+    scale = rating_scale(e.rating for e in data.events)
     out: list[InterestProfile] = []
     for user in data.users:
         history = histories.get(user.user_id)

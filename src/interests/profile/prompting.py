@@ -23,9 +23,10 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from ..errors import ConfigError
+from ..events import Catalog, Event, UserHistory
+from ..llm.base import Messages, approx_tokens
 from .draft import Slot
-from .errors import ConfigError
-from .events import Catalog, Event, UserHistory
 from .redact import Redactor
 from .signals import UserSignals, trend
 from .skeleton import Skeleton, node_events
@@ -43,13 +44,7 @@ MAX_DOMAIN_CHOICES = 24
 #: profile than 30 (1.6k tokens, 4.5 s); 15 was faster still but grounding had to rename more.
 DEFAULT_MAX_ITEMS = 30
 
-Messages = list[dict[str, str]]
 TokenCounter = Callable[[Messages], int]
-
-
-def approx_tokens(messages: Messages) -> int:
-    """A cheap upper-bound token estimate (about 3 characters a token)."""
-    return sum(len(m["content"]) // 3 + 4 for m in messages)
 
 
 @dataclass
@@ -405,4 +400,4 @@ def render_prompt(
     )
 
 
-__all__ = ["DEFAULT_MAX_ITEMS", "Prompt", "PromptRenderer", "approx_tokens", "render_prompt"]
+__all__ = ["DEFAULT_MAX_ITEMS", "Prompt", "PromptRenderer", "render_prompt"]

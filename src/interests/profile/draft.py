@@ -2,7 +2,7 @@
 
 The draft holds only what a model must decide (names, grouping, evidence,
 attributes, the reading of review text). Weights, sentiment from ratings and
-time patterns are computed, not asked for (see :mod:`interests.grounding`).
+time patterns are computed, not asked for (see :mod:`interests.profile.grounding`).
 
 :func:`draft_model` builds a pydantic model per user whose ``item_ids`` are a
 ``Literal`` of that user's own item ids, so the JSON Schema given to the

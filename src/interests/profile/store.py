@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .schema import ErrorRecord, InterestProfile
+from ..schema import ErrorRecord, InterestProfile
 
 
 def repair(path: str | Path) -> int:

@@ -11,7 +11,7 @@ is a second one with no word in common with it, and
 :func:`generate_planted_b` plants it in a catalogue that can have no
 categories (titles and neutral descriptions only), so profiles cannot copy
 the planted names from the catalogue (``bench/hierarchy.py``,
-:mod:`interests.planted_score`).
+:mod:`interests.synthetic.score`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .events import Catalog, Event, Item
+from ..events import Catalog, Event, Item
 
 # domain -> topic -> (attribute name, attribute values, title words)
 HIERARCHY: dict[str, dict[str, tuple[str, list[str], list[str]]]] = {

@@ -69,8 +69,8 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from .schema import InterestProfile
-from .store import read_profiles
+from ..profile.store import read_profiles
+from ..schema import InterestProfile
 
 RHYTHM_HOURS = range(19, 23)
 RHYTHM_SHARE = 0.99

@@ -18,23 +18,23 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from . import __version__
+from .. import __version__
+from ..events import Catalog, UserHistory, history_digest
+from ..llm.base import Backend, GenRequest, GenResult
+from ..schema import ErrorRecord, InterestProfile, Provenance
 from .draft import draft_model, skeleton_model
-from .events import Catalog, UserHistory, history_digest
 from .grounding import GroundingError, ground_profile, now_iso
 from .item_groups import ItemGroups, extend_groups, group_items
-from .llm.base import Backend, GenRequest, GenResult
 from .privacy import check_resume_ids, pseudonymise
 from .prompting import DEFAULT_MAX_ITEMS, Prompt, PromptRenderer
 from .redact import Redactor
-from .schema import ErrorRecord, InterestProfile, Provenance
 from .signals import compute_signals, dataset_reference, iso
 from .skeleton import Skeleton, SkeletonRules, build_skeleton
 from .skeleton_grounding import ground_skeleton
 from .store import append_lines, done_users, repair, rewrite_without
 
 if TYPE_CHECKING:
-    from .taxonomy.model import Taxonomy
+    from ..taxonomy.model import Taxonomy
 
 Structure = Literal["data", "model"]
 
@@ -60,7 +60,7 @@ def run_groups(
     ``interests update`` group items exactly as the first run did (a cluster
     grouping refitted on other logs would give every user new groups).
     Items logged since get their candidates from the catalogue
-    (:func:`~interests.item_groups.extend_groups`).
+    (:func:`~interests.profile.item_groups.extend_groups`).
     """
     path = sibling_path(output, "groups", ".json")
     if path.exists():
@@ -184,12 +184,12 @@ def extract_profiles(
 
     ``logs`` is a :class:`interests.ingest.Logs` or a mapping of user id to
     :class:`UserHistory`. With ``structure="data"`` (the default) each user's
-    domains and topics are computed from the data (:mod:`interests.skeleton`:
+    domains and topics are computed from the data (:mod:`interests.profile.skeleton`:
     catalogue categories, ``taxonomy`` when given, item clusters otherwise)
     and the model only names them; ``structure="model"`` lets the model group
     the items itself. ``backend`` defaults to the in-process vLLM engine
     on ``model`` (the embedded default when ``None``). With ``hash_key``, user
-    ids are replaced by keyed pseudonyms (:mod:`interests.privacy`) in the
+    ids are replaced by keyed pseudonyms (:mod:`interests.profile.privacy`) in the
     prompts and in every record written; ``users`` are raw ids.
     """
     histories: Mapping[str, UserHistory] = getattr(logs, "histories", logs)
@@ -223,7 +223,7 @@ def extract_profiles(
 
     own_backend = backend is None
     if backend is None:
-        from .llm.vllm_local import VLLMBackend
+        from ..llm.vllm_local import VLLMBackend
 
         backend = VLLMBackend(model)
     result = ExtractResult(output, errors_path, backend.name, backend.model)
