@@ -6,11 +6,14 @@ their own subpackages, so a new subpackage cannot silently drop out of the wheel
 Everything else is declared in pyproject.toml.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 
 def under(folder: str, prefix: str) -> list[str]:
     return [prefix] + [f"{prefix}.{p}" for p in find_packages(folder)]
 
 
-setup(packages=find_packages("src") + under("cli", "interests.cli") + under("prompts", "interests.prompts"))
+# namespace discovery under src/ also names the data folders (report/templates), which setuptools
+# otherwise warns about; caches are not packages
+src = find_namespace_packages("src", include=["interests", "interests.*"], exclude=["*.__pycache__"])
+setup(packages=src + under("cli", "interests.cli") + under("prompts", "interests.prompts"))

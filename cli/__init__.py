@@ -7,6 +7,7 @@ Each command lives in its own module and is imported only when it runs, so
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 
 import click
@@ -37,6 +38,24 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def with_envvars(command: click.Command, prefix: str) -> None:
+    """Give every option without one an environment variable named after it.
+
+    ``interests extract --batch-size`` reads ``INTERESTS_EXTRACT_BATCH_SIZE``, ``interests taxonomy
+    build --k`` reads ``INTERESTS_TAXONOMY_BUILD_K``: the option's first long name, not the Python
+    parameter's (which click's ``auto_envvar_prefix`` would use). Options that name their own
+    variable (``--api-key``: ``INTERESTS_API_KEY``) keep it.
+    """
+    for param in command.params:
+        if isinstance(param, click.Option) and param.envvar is None:
+            long = next((o for o in param.opts if o.startswith("--")), None)
+            if long:
+                param.envvar = f"{prefix}_{long[2:].replace('-', '_').upper()}"
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            with_envvars(sub, f"{prefix}_{name.upper().replace('-', '_')}")
+
+
 class LazyGroup(click.Group):
     """A group that imports a command's module only when that command is used."""
 
@@ -53,6 +72,7 @@ class LazyGroup(click.Group):
             if exc.name and exc.name.startswith("interests"):
                 return None
             raise
+        with_envvars(command, f"INTERESTS_{cmd_name.upper()}")
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -61,23 +81,55 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="interests")
 @click.option(
     "-v",
     "--verbose",
     is_flag=True,
-    help="Show vLLM's own INFO log lines (hidden by default: only its warnings and errors).",
+    envvar="INTERESTS_VERBOSE",
+    help="More detail on stderr: debug lines, and vLLM's own INFO log lines (hidden by default).",
 )
-def cli(verbose: bool) -> None:
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    envvar="INTERESTS_QUIET",
+    help="Only warnings and errors on stderr (no progress or summary lines); results still go to stdout.",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     """Hierarchical interest profiles from interaction logs, written by an open LLM.
 
-    Start with `interests extract LOGS... -o profiles.jsonl`.
+    Start with `interests extract LOGS... -o profiles.jsonl`. Every option can also be set
+    with an environment variable INTERESTS_<COMMAND>_<OPTION> (docs/cli.md).
     """
+    if verbose and quiet:
+        raise click.UsageError("give -v or -q, not both")
+    configure_logging(verbose=verbose, quiet=quiet)
+    ctx.obj = {"quiet": quiet, "verbose": verbose}
     if not verbose:  # before any command imports vLLM; a VLLM_LOGGING_LEVEL the user set wins
         from interests.llm.cpu_env import quiet_vllm_logging
 
         quiet_vllm_logging(os.environ)
+
+
+def configure_logging(*, verbose: bool = False, quiet: bool = False) -> None:
+    """Log lines of the toolkit on stderr: INFO by default, DEBUG with -v, WARNING with -q."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logger = logging.getLogger("interests")
+    logger.setLevel(level)
+    for old in [h for h in logger.handlers if getattr(h, "_interests_cli", False)]:
+        logger.removeHandler(old)  # a second call (tests, embedding) writes to the stderr of now
+    handler = logging.StreamHandler()  # sys.stderr at the time of the call
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"
+    handler.setFormatter(logging.Formatter(fmt, "%H:%M:%S"))
+    handler._interests_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 def main() -> None:

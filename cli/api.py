@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import sdk_command
+from .common import note, sdk_command
 
 
 def default_events_log(profiles: str) -> Path:
@@ -112,9 +112,8 @@ def api(
         max_events=max_events,
     )
     state = app.state.interests
-    click.echo(
+    note(
         f"interests api: {state.store.n_users} users, {state.model.config.n_items} items, events log {log}; "
-        f"http://{host}:{port}/docs",
-        err=True,
+        f"http://{host}:{port}/docs"
     )
     serve(app, host, port)

@@ -25,6 +25,9 @@ def friendly_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
     except FileNotFoundError as exc:
         raise click.ClickException(f"file not found: {exc.filename or exc}") from exc
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through sigterm_as_interrupt
+        click.echo("\ninterrupted: finished work is saved; the same command resumes it", err=True)
+        raise SystemExit(130) from None
 
 
 @contextlib.contextmanager
@@ -47,6 +50,19 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def quiet() -> bool:
+    """``interests -q``: status lines are not printed (warnings, errors and results still are)."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    return bool(root is not None and isinstance(root.obj, dict) and root.obj.get("quiet"))
+
+
+def note(message: str) -> None:
+    """A status line on stderr (what was read, progress, where results went), unless ``-q``."""
+    if not quiet():
+        click.echo(message, err=True)
 
 
 def sdk_command(func: F) -> F:
@@ -145,6 +161,27 @@ log_options = _stack(
 )
 
 
+def logs_arguments(func: F) -> F:
+    """LOGS as arguments (files, folders, ``-``) or as repeated ``--logs``, then the :data:`log_options`."""
+    func = log_options(func)
+    func = click.option(
+        "--logs",
+        "logs_option",
+        multiple=True,
+        metavar="PATH",
+        help="Log files or folders, as an option (repeatable; the same as giving them as arguments).",
+    )(func)
+    return click.argument("logs", nargs=-1)(func)
+
+
+def all_logs(logs: tuple[str, ...], logs_option: tuple[str, ...]) -> tuple[str, ...]:
+    """The logs given as arguments and as ``--logs``; a usage error when there are none."""
+    paths = (*logs, *logs_option)
+    if not paths:
+        raise click.UsageError("give the interaction logs: files, folders or - (as arguments or --logs)")
+    return paths
+
+
 def read_logs_for(
     logs: tuple[str, ...],
     output: str,
@@ -181,12 +218,11 @@ def read_logs_for(
         dedup=not keep_duplicates,
     )
     rep = parsed.report
-    click.echo(
+    note(
         f"read {rep.rows_read} rows from {len(rep.files)} file(s): {rep.rows_used} used, "
         f"{rep.duplicates} duplicates, {rep.rows_quarantined} quarantined"
         + (f" -> {quarantine_path}" if rep.rows_quarantined else "")
-        + f"; {rep.users} users, {rep.items} items",
-        err=True,
+        + f"; {rep.users} users, {rep.items} items"
     )
     if not parsed.histories:
         raise click.ClickException("no usable events in the logs; see the quarantine file for why")
@@ -310,7 +346,20 @@ def errors_option(func: F) -> F:
 
 
 def users_option(func: F) -> F:
-    return click.option("--users", "users_", help="Only these user ids (comma-separated).")(func)
+    return click.option(
+        "--user",
+        "--users",
+        "user",
+        multiple=True,
+        metavar="USER_ID",
+        help="Only this user (repeat, or separate ids with commas, for several).",
+    )(func)
+
+
+def user_list(values: tuple[str, ...] | list[str] | None) -> list[str] | None:
+    """``--user a --user b,c`` -> ``["a", "b", "c"]``; ``None`` when no user was given."""
+    out = [u.strip() for v in values or () for u in v.split(",") if u.strip()]
+    return out or None
 
 
 def batch_size_option(func: F) -> F:
@@ -321,3 +370,11 @@ def batch_size_option(func: F) -> F:
         show_default=True,
         help="Users per engine call (and per atomic write).",
     )(func)
+
+
+def exit_on_errors(n_users: int, errors_path: object) -> None:
+    """Exit with code 1 when any user ended in an error record (docs/cli.md, "Exit codes")."""
+    if n_users:
+        s = "" if n_users == 1 else "s"
+        click.echo(f"{n_users} user{s} ended in an error record (see {errors_path}): exit code 1", err=True)
+        click.get_current_context().exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Any
@@ -14,19 +15,23 @@ from .common import (
     backend_options,
     batch_size_option,
     errors_option,
+    exit_on_errors,
     half_life_option,
     log_options,
     make_backend,
+    note,
+    quiet,
     read_logs_for,
     sdk_command,
     split_options,
+    user_list,
     users_option,
 )
 
 
 def _bar_shown() -> bool:
     """The rich bar is for terminals (or INTERESTS_PROGRESS=1); elsewhere plain lines go to stderr."""
-    return sys.stderr.isatty() or os.environ.get("INTERESTS_PROGRESS") == "1"
+    return not quiet() and (sys.stderr.isatty() or os.environ.get("INTERESTS_PROGRESS") == "1")
 
 
 def _duration(seconds: float) -> str:
@@ -126,12 +131,13 @@ def _progress(total: int) -> Any:
     is_flag=True,
     help="Write keyed pseudonyms (h_ + HMAC-SHA256) instead of user ids; key from $INTERESTS_HASH_KEY.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the run's counts as JSON on stdout.")
 @sdk_command
 def extract(
     logs: tuple[str, ...],
     output: str,
     errors: str | None,
-    users_: str | None,
+    user: tuple[str, ...],
     limit: int | None,
     batch_size: int,
     max_new_tokens: int,
@@ -142,6 +148,7 @@ def extract(
     structure: str,
     taxonomy_dir: str | None,
     hash_user_ids: bool,
+    as_json: bool,
     half_life_days: float | None,
     **options: Any,
 ) -> None:
@@ -152,9 +159,9 @@ def extract(
     hash_key = key_from_env() if hash_user_ids else None  # fail before reading anything
     if taxonomy_dir and structure != "data":
         raise click.UsageError("--taxonomy groups items for --structure data only")
-    user_list = [u.strip() for u in users_.split(",")] if users_ else None
+    selected = user_list(user)
     log_opts, backend_opts = split_options(options)
-    parsed = read_logs_for(logs, output, users=user_list, **log_opts)
+    parsed = read_logs_for(logs, output, users=selected, **log_opts)
     taxonomy = None
     if taxonomy_dir:
         from interests.taxonomy import Taxonomy
@@ -170,7 +177,7 @@ def extract(
             done = res.users_skipped + res.attempted
             bar.update(task, completed=done)
             if plain_progress:
-                click.echo(progress_line(done, n, res.errors, res.attempted, res.seconds), err=True)
+                note(progress_line(done, n, res.errors, res.attempted, res.seconds))
 
         try:
             res = extract_profiles(
@@ -195,16 +202,18 @@ def extract(
         finally:
             backend.close()
     tok_s = res.output_tokens / res.engine_seconds if res.engine_seconds else 0.0
-    click.echo(
+    note(
         f"users: {res.users_selected} selected, {res.users_skipped} already done, {res.profiles} profiles, "
         f"{res.errors} errors ({res.valid_first_try} valid on the first try, {res.retries} retries, "
         f"{res.truncated_prompts} truncated prompts)\n"
         f"tokens: {res.prompt_tokens} prompt, {res.output_tokens} output ({tok_s:.1f} output tokens/s); "
         f"time {res.seconds:.1f}s; redacted {sum(res.redactions.values())} spans\n"
-        f"profiles -> {res.output}" + (f"\nerrors -> {res.errors_path}" if res.errors else ""),
-        err=True,
+        f"profiles -> {res.output}" + (f"\nerrors -> {res.errors_path}" if res.errors else "")
     )
+    if as_json:
+        click.echo(json.dumps(res.as_dict(), indent=2))
     if res.attempted == 0 and res.users_skipped == 0:
         raise click.ClickException("no user could be processed")
     if res.profiles == 0 and res.users_skipped == 0:
         raise click.ClickException(f"every user failed; see {res.errors_path}")
+    exit_on_errors(res.users_with_errors, res.errors_path)

@@ -7,25 +7,16 @@ from typing import Any
 
 import click
 
-from .common import sdk_command
-
-
-def _logs_options(func: Any) -> Any:
-    func = click.option(
-        "--map", "mapping", help="Column mapping, e.g. user=userId,item=movieId,time=timestamp,rating=rating."
-    )(func)
-    func = click.option(
-        "--catalog", type=click.Path(exists=True), help="Item catalogue (CSV/JSON Lines/Parquet, gzip ok)."
-    )(func)
-    func = click.option(
-        "--logs",
-        "logs",
-        multiple=True,
-        required=True,
-        type=click.Path(exists=True),
-        help="Log files or folders (repeat the option for several).",
-    )(func)
-    return func
+from .common import (
+    all_logs,
+    logs_arguments,
+    note,
+    read_logs_for,
+    sdk_command,
+    split_options,
+    user_list,
+    users_option,
+)
 
 
 def _int_list(value: str, name: str | None) -> list[int]:
@@ -39,14 +30,8 @@ def _int_list(value: str, name: str | None) -> list[int]:
     return out
 
 
-def _read(logs: tuple[str, ...], catalog: str | None, mapping: str | None) -> Any:
-    from interests.ingest import read_logs
-
-    return read_logs(list(logs), mapping=mapping, catalog=catalog)
-
-
 @click.command()
-@_logs_options
+@logs_arguments
 @click.option(
     "--profiles",
     type=click.Path(exists=True, dir_okay=False),
@@ -87,11 +72,11 @@ def _read(logs: tuple[str, ...], catalog: str | None, mapping: str | None) -> An
     show_default=True,
     help="Text encoder for item and profile texts (see interests.encode).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print what was trained as JSON on stdout.")
 @sdk_command
 def train(
     logs: tuple[str, ...],
-    catalog: str | None,
-    mapping: str | None,
+    logs_option: tuple[str, ...],
     profiles: str | None,
     taxonomy: str | None,
     output: str,
@@ -101,26 +86,21 @@ def train(
     backbone: bool,
     loss: str,
     encoder: str,
+    as_json: bool,
+    **options: Any,
 ) -> None:
-    """Train the two-tower recommender from logs, profiles and a taxonomy."""
+    """Train the two-tower recommender from LOGS (files, folders or -), profiles and a taxonomy."""
+    from interests.pipeline import train as run
     from interests.profile.store import read_profiles
-    from interests.recsys import fit_two_tower
 
-    parsed = _read(logs, catalog, mapping)
+    log_opts, _ = split_options(options)
+    parsed = read_logs_for(all_logs(logs, logs_option), output, **log_opts)
     profs = read_profiles(profiles) if profiles else None
-    if profs:  # profiles written with --hash-user-ids: the logs' users get the same pseudonyms
-        from interests.profile.privacy import match_ids
-
-        parsed.histories = dict(match_ids(parsed.histories, [p.user_id for p in profs]))
-    tax = None
-    if taxonomy:
-        from interests.taxonomy import Taxonomy
-
-        tax = Taxonomy.load(taxonomy)
-    model = fit_two_tower(
+    model = run(
         parsed,
         profiles=profs,
-        taxonomy=tax,
+        taxonomy=taxonomy,
+        output=output,
         holdout=holdout,
         epochs=epochs,
         seed=seed,
@@ -128,21 +108,33 @@ def train(
         loss=loss,
         encoder=encoder,
     )
-    model.save(output)
     tl = model.train_log
     valid = f", holdout NDCG@20 {tl.best_valid:.4f}" if tl.best_valid is not None else ""
-    click.echo(
+    note(
         f"trained on {model.config.n_items} items, {len(parsed.histories)} users: "
         f"{tl.epochs} epochs in {tl.seconds:.1f}s{valid}, fusion {model.config.fusion}; wrote {output}/"
     )
+    if as_json:
+        summary = {
+            "output": output,
+            "users": len(parsed.histories),
+            "items": model.config.n_items,
+            "profiles": len(profs or []),
+            "epochs": tl.epochs,
+            "best_epoch": tl.best_epoch,
+            "holdout_ndcg@20": tl.best_valid,
+            "fusion": model.config.fusion,
+            "seconds": tl.seconds,
+        }
+        click.echo(json.dumps(summary, indent=2))
 
 
 @click.command()
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--user", "users", multiple=True, help="User id (repeat for several).")
+@users_option
 @click.option("--items", help="Cold start: comma-separated item ids the new user interacted with.")
 @click.option("--text", help="Cold start: a short description of the new user's interests.")
-@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="How many items.")
+@click.option("-k", "--k", type=click.IntRange(min=1), default=10, show_default=True, help="How many items.")
 @click.option("--explain", is_flag=True, help="Show what drove each score (history items, interest nodes).")
 @click.option(
     "--diverse",
@@ -157,7 +149,7 @@ def train(
 @sdk_command
 def recommend(
     model_dir: str,
-    users: tuple[str, ...],
+    user: tuple[str, ...],
     items: str | None,
     text: str | None,
     k: int,
@@ -166,35 +158,11 @@ def recommend(
     as_json: bool,
 ) -> None:
     """Recommend items for users of a trained MODEL_DIR, with reasons."""
-    from interests.errors import ConfigError
-    from interests.recsys import TwoTower
-    from interests.recsys.explain import explanation_json, reason_lines
+    from interests.pipeline import recommend as run
+    from interests.recsys.explain import reason_lines
 
-    model = TwoTower.load(model_dir)
-    if not users and not items and not text:
-        raise ConfigError("give --user U (a known user) or --items/--text (a new user)")
-    out: list[dict[str, Any]] = []
-    targets: list[tuple[str, Any, Any]] = []
-    for u in users:
-        ids, scores = model.recommend(u, k=k, diverse=diverse)
-        targets.append((u, ids, scores))
-    if items or text:
-        seen = [i.strip() for i in (items or "").split(",") if i.strip()]
-        ids, scores = model.recommend_new(seen, text=text, k=k, diverse=diverse)
-        targets.append(("(new user)", ids, scores))
-    titles = dict(zip(model.known.item_ids, model.titles, strict=True)) if model.known else {}
-    for u, ids, scores in targets:
-        recs = []
-        for iid, s in zip(ids, scores, strict=True):
-            rec: dict[str, Any] = {
-                "item_id": str(iid),
-                "title": titles.get(str(iid), ""),
-                "score": round(float(s), 4),
-            }
-            if explain and u != "(new user)":
-                rec |= explanation_json(model.explain(u, str(iid)), titles)
-            recs.append(rec)
-        out.append({"user_id": u, "items": recs})
+    seen = [i.strip() for i in (items or "").split(",") if i.strip()]
+    out = run(model_dir, user_list(user) or [], k=k, explain=explain, diverse=diverse, items=seen, text=text)
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False))  # always a list, one object a user
         return
@@ -207,7 +175,7 @@ def recommend(
 
 
 @click.command()
-@_logs_options
+@logs_arguments
 @click.option(
     "--profiles-dir",
     type=click.Path(file_okay=False),
@@ -228,20 +196,21 @@ def recommend(
 @sdk_command
 def evaluate(
     logs: tuple[str, ...],
-    catalog: str | None,
-    mapping: str | None,
+    logs_option: tuple[str, ...],
     profiles_dir: str | None,
     extract: bool,
     seeds: list[int],
     variants: str | None,
     as_json: bool,
+    **options: Any,
 ) -> None:
-    """Evaluate the two-tower against EASE, ItemKNN and popularity (BENCHMARK.md protocol)."""
+    """Evaluate the two-tower against EASE, ItemKNN and popularity on LOGS (BENCHMARK.md protocol)."""
     from interests.errors import ConfigError
     from interests.recsys.evaluate import VARIANTS, cached_profiles, hashing_taxonomy
     from interests.recsys.evaluate import evaluate as run
 
-    parsed = _read(logs, catalog, mapping)
+    log_opts, _ = split_options(options)
+    parsed = read_logs_for(all_logs(logs, logs_option), profiles_dir or "out/evaluate", **log_opts)
     chosen = VARIANTS
     if variants:
         unknown = [v for v in variants.split(",") if v not in VARIANTS]

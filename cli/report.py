@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import sdk_command
+from .common import note, sdk_command
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -116,4 +116,4 @@ def report(
         click.echo(render_report(profiles, format=fmt, **options), nl=False)  # type: ignore[arg-type]
         return
     path = write_report(output, profiles, format=fmt, **options)  # type: ignore[arg-type]
-    click.echo(f"wrote {path}", err=True)
+    note(f"wrote {path}")

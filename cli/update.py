@@ -11,12 +11,15 @@ from .common import (
     backend_options,
     batch_size_option,
     errors_option,
+    exit_on_errors,
     half_life_option,
     log_options,
     make_backend,
+    note,
     read_logs_for,
     sdk_command,
     split_options,
+    user_list,
     users_option,
 )
 
@@ -65,7 +68,7 @@ def update(
     logs: tuple[str, ...],
     profiles: str,
     errors: str | None,
-    users_: str | None,
+    user: tuple[str, ...],
     refresh: bool,
     llm: bool,
     weight_shift: float,
@@ -85,9 +88,9 @@ def update(
     """
     from interests.profile.update import update_profiles
 
-    user_list = [u.strip() for u in users_.split(",")] if users_ else None
+    selected = user_list(user)
     log_opts, backend_opts = split_options(options)
-    parsed = read_logs_for(logs, profiles, users=user_list, **log_opts)
+    parsed = read_logs_for(logs, profiles, users=selected, **log_opts)
     taxonomy = None
     if taxonomy_dir:
         from interests.taxonomy import Taxonomy
@@ -97,7 +100,7 @@ def update(
     def progress(res: Any, k: int) -> None:
         done = res.profiles + res.errors
         todo = res.exact + res.llm + res.new
-        click.echo(f"update: {done}/{todo} changed users ({res.errors} errors)", err=True)
+        note(f"update: {done}/{todo} changed users ({res.errors} errors)")
 
     res = update_profiles(
         parsed,
@@ -105,7 +108,7 @@ def update(
         errors=errors,
         backend=lambda: make_backend(**backend_opts),
         llm=llm,
-        users=user_list,
+        users=selected,
         refresh=refresh,
         weight_shift=weight_shift,
         retry_errors=retry_errors,
@@ -116,13 +119,13 @@ def update(
         half_life_days=half_life_days,
     )
     why = ", ".join(f"{n} {r}" for r, n in sorted(res.reasons.items(), key=lambda kv: -kv[1])[:3])
-    click.echo(
+    note(
         f"users: {res.users_seen} in the logs, {res.unchanged} unchanged, {res.exact} updated without "
         f"the model, {res.llm} with new words" + (f" ({why})" if why else "") + f", {res.new} new, "
         f"{res.errors} errors; time {res.seconds:.1f}s\n"
         f"profiles -> {res.output}\nreplaced versions -> {res.history_path}"
-        + (f"\nerrors -> {res.errors_path}" if res.errors else ""),
-        err=True,
+        + (f"\nerrors -> {res.errors_path}" if res.errors else "")
     )
     if as_json:
         click.echo(json.dumps(res.as_dict(), indent=2))
+    exit_on_errors(res.users_with_errors, res.errors_path)

@@ -136,6 +136,36 @@ def _commands(command: click.Command, path: str) -> list[tuple[str, click.Comman
     return found
 
 
+def cli_md_from_help(page: str) -> str:
+    """``page`` with every fenced block that starts ``Usage: interests X [`` replaced by X's --help."""
+    from click.testing import CliRunner
+    from interests.cli import cli
+
+    def current(m: re.Match[str]) -> str:
+        fence, body = m.group(1), m.group(2)
+        head = re.match(r"Usage: (interests(?: [a-z-]+)*) \[", body.splitlines()[0])
+        if not head:
+            return m.group(0)
+        args = head.group(1).split()[1:]
+        res = CliRunner().invoke(cli, [*args, "--help"], prog_name="interests", terminal_width=80)
+        return f"{fence}\n{res.stdout.rstrip()}\n```"
+
+    return re.sub(r"(```(?:text)?)\n(Usage: .*?)\n```", current, page, flags=re.S)
+
+
+def test_cli_md_help_blocks_are_the_current_help() -> None:
+    """docs/cli.md shows each command's --help as it is: regenerate with `python tests/test_docs.py`."""
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    fresh = cli_md_from_help(page)
+    if fresh != page:
+        import difflib
+
+        diff = "".join(difflib.unified_diff(page.splitlines(True), fresh.splitlines(True), n=1))
+        raise AssertionError(
+            f"docs/cli.md is not the current --help; run `python tests/test_docs.py`:\n{diff[:4000]}"
+        )
+
+
 def test_cli_md_lists_every_option_of_every_command() -> None:
     """docs/cli.md is the commands' --help output: a new option must show up there."""
     from interests.cli import cli
@@ -151,3 +181,9 @@ def test_cli_md_lists_every_option_of_every_command() -> None:
                 if opt.startswith("--") and opt not in page:
                     missing.append(f"{opt} of `{path}`")
     assert not missing, "docs/cli.md lacks " + ", ".join(missing) + ": paste the commands' --help into it"
+
+
+if __name__ == "__main__":  # rewrite docs/cli.md's help blocks from the commands' --help
+    cli_md = ROOT / "docs" / "cli.md"
+    cli_md.write_text(cli_md_from_help(cli_md.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {cli_md}")

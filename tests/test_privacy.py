@@ -445,7 +445,7 @@ def test_train_matches_hashed_profiles_to_raw_logs(tmp_path: Path, monkeypatch: 
     logs, out = _cli_logs(tmp_path), tmp_path / "p.jsonl"
     assert CliRunner().invoke(cli, ["extract", str(logs), "-o", str(out), "--hash-user-ids"]).exit_code == 0
     model = tmp_path / "model"
-    args = ["train", "--logs", str(logs), "--profiles", str(out), "-o", str(model), "--epochs", "1"]
+    args = ["train", str(logs), "--profiles", str(out), "-o", str(model), "--epochs", "1"]
     res = CliRunner().invoke(cli, [*args, "--no-holdout"])
     assert res.exit_code == 0, res.output
     users = set(TwoTower.load(model).known.user_ids)  # type: ignore[union-attr]

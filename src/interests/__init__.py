@@ -1,10 +1,13 @@
 """interests: hierarchical interest profiles from interaction logs, written by an open LLM.
 
-The SDK mirrors the CLI, one public function per pipeline stage::
+The SDK mirrors the CLI: one call per command, and one public function per pipeline stage::
 
     import interests
     logs = interests.read_logs("examples/logs/events.csv", catalog="examples/logs/catalog.jsonl")
-    result = interests.extract_profiles(logs, output="out/profiles.jsonl")
+    profiles = interests.extract(logs, output="out/profiles.jsonl")
+    model = interests.train(logs, profiles=profiles)
+    interests.recommend(model, ["u001"], k=5, explain=True)
+    result = interests.extract_profiles(logs, output="out/profiles.jsonl")  # the stage itself
 
 Heavy dependencies (torch, vLLM) are imported only when a stage needs them.
 """
@@ -39,6 +42,16 @@ _EXPORTS: dict[str, str] = {
     "render_prompt": "interests.profile.prompting",
     "extract_profiles": "interests.profile.extract",
     "ExtractResult": "interests.profile.extract",
+    "update_profiles": "interests.profile.update",
+    "UpdateResult": "interests.profile.update",
+    "read_profiles": "interests.profile.store",
+    "read_errors": "interests.profile.store",
+    "extract": "interests.pipeline",
+    "train": "interests.pipeline",
+    "recommend": "interests.pipeline",
+    "TwoTower": "interests.recsys.recommender",
+    "fit_two_tower": "interests.recsys.recommender",
+    "evaluate": "interests.recsys.evaluate",
     "VLLMBackend": "interests.llm",
     "ServerBackend": "interests.llm",
     "prepare_model": "interests.llm.weights",
@@ -48,6 +61,8 @@ _EXPORTS: dict[str, str] = {
     "render_report": "interests.report",
     "write_report": "interests.report",
     "InterestsError": "interests.errors",
+    "ConfigError": "interests.errors",
+    "BackendError": "interests.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]

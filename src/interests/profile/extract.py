@@ -100,6 +100,7 @@ class ExtractResult:
     users_skipped: int = 0
     profiles: int = 0
     errors: int = 0
+    errors_before: int = 0  # skipped users whose record from an earlier run is an error
     valid_first_try: int = 0
     retries: int = 0
     truncated_prompts: int = 0
@@ -114,9 +115,15 @@ class ExtractResult:
     def attempted(self) -> int:
         return self.profiles + self.errors
 
+    @property
+    def users_with_errors(self) -> int:
+        """Selected users whose record is an error (this run's and earlier runs'): the CLI exits 1 if any."""
+        return self.errors + self.errors_before
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["output"], d["errors_path"] = str(self.output), str(self.errors_path)
+        d["users_with_errors"] = self.users_with_errors
         return d
 
 
@@ -229,6 +236,7 @@ def extract_profiles(
     result = ExtractResult(output, errors_path, backend.name, backend.model)
     result.users_selected, result.users_skipped = len(order), len(order) - len(todo) - len(empty)
     result.errors = len(empty)
+    result.errors_before = len((set(order) & done_users(errors_path)) - set(empty) - done_users(output))
 
     scale, latest = dataset_reference(histories.values())
     ref = as_of if as_of is not None else latest

@@ -336,6 +336,11 @@ class UpdateResult:
     reasons: dict[str, int] = field(default_factory=dict)
 
     @property
+    def users_with_errors(self) -> int:
+        """Users whose record is an error (this run's, and earlier ones' not retried): exit 1 if any."""
+        return self.errors + self.skipped_errors
+
+    @property
     def llm_calls_avoided(self) -> int:
         """Changed users whose profile was updated without the model."""
         return self.exact
@@ -345,6 +350,7 @@ class UpdateResult:
         for k in ("output", "history_path", "errors_path"):
             d[k] = str(d[k])
         d["llm_calls_avoided"] = self.llm_calls_avoided
+        d["users_with_errors"] = self.users_with_errors
         return d
 
 

@@ -19,8 +19,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import torch
-from torch import nn
+from interests.errors import ConfigError
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # torch comes with the cpu/gpu extras, not the base install
+    raise ConfigError(
+        "the recommender needs PyTorch: pip install 'interests[cpu]' (CPU) or 'interests[gpu]' (GPU), "
+        "or install torch yourself"
+    ) from exc
 
 GROUPS = ("history", "profile", "taxonomy", "l3")
 

@@ -14,6 +14,8 @@ backbone, user features); loading never unpickles.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,8 @@ from .rerank import mmr_rerank
 if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog
     from interests.schema import InterestProfile
+
+log = logging.getLogger(__name__)
 
 
 def _as_histories(data: Any) -> tuple[Histories, Catalog | None]:
@@ -126,6 +130,14 @@ class TwoTower:
         times = times[~np.isnan(times)]
         self.ref_time = float(times.max()) if len(times) else None
         pmap = _profile_map(profiles)
+        log.info(
+            "two-tower: %d users, %d items, %d profiles, %s",
+            known.n_users,
+            known.n_items,
+            len(pmap),
+            "a taxonomy" if taxonomy is not None else "no taxonomy",
+        )
+        t0 = time.perf_counter()
         self.profile_nodes = {u: _cited_nodes(p) for u, p in pmap.items()}
         item_x = self._fit_text(catalog, known)
         self.feats = self._features(
@@ -142,10 +154,13 @@ class TwoTower:
                 torch.tensor(np.where(self.nodes.topic >= 0, self.nodes.topic, cfg.n_topics))
             )
         self.net = net
+        log.info("features and item text ready (%.1fs)", time.perf_counter() - t0)
         if cfg.backbone:
+            t0 = time.perf_counter()
             self.backbone = EaseBackbone.fit(
                 known, cfg.ease_lambda, cfg.recency_decay, cfg.ease_keep, dense=ease_weights
             )
+            log.info("EASE backbone (lambda %s): %.1fs", cfg.ease_lambda, time.perf_counter() - t0)
         eval_fn = None
         vq: Histories | None = None
         targets: list[np.ndarray] = []
@@ -163,13 +178,21 @@ class TwoTower:
                 return _mean_ndcg(self._tower_scores(vq, vfeat), vq, targets)
 
         self._item_vecs, self._frozen = None, False
+        t0 = time.perf_counter()
         self.train_log = train_net(net, known, self.feats, epochs=epochs or cfg.epochs, eval_fn=eval_fn)
+        log.info(
+            "trained %d epochs (best %s) in %.1fs",
+            self.train_log.epochs,
+            self.train_log.best_epoch,
+            time.perf_counter() - t0,
+        )
         self._frozen = True
         if cfg.backbone and cfg.fusion is None:
             if vq is not None:
                 self.tune_fusion(vq, targets, feats=self.feats.take(rows))
             else:
                 cfg.fusion = 0.5
+            log.info("fusion with the backbone: %s", cfg.fusion)
         return self
 
     def _fit_text(self, catalog: Catalog | None, known: Histories) -> np.ndarray:

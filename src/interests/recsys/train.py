@@ -155,11 +155,12 @@ def train_net(
         tl.epochs = epoch
         if eval_fn is None:
             tl.best_epoch = epoch
+            log.info("epoch %d: loss %.4f", epoch, tl.loss[-1])
             continue
         net.eval()  # type: ignore[attr-defined]
         score = float(eval_fn())
         tl.valid.append(score)
-        log.info("epoch %d loss %.4f valid %.4f", epoch, tl.loss[-1], score)
+        log.info("epoch %d: loss %.4f, valid NDCG@20 %.4f", epoch, tl.loss[-1], score)
         if tl.best_valid is None or score > tl.best_valid:
             tl.best_valid, tl.best_epoch, bad = score, epoch, 0
             best_state = copy.deepcopy(net.state_dict())  # type: ignore[attr-defined]

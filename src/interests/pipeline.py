@@ -1,0 +1,167 @@
+"""One call per command: the SDK as short as the CLI.
+
+::
+
+    import interests
+
+    profiles = interests.extract("logs/", catalog="items.jsonl", output="out/profiles.jsonl")
+    model = interests.train("logs/", catalog="items.jsonl", profiles=profiles)
+    interests.recommend(model, ["u001"], k=10, explain=True)
+
+Each call reads what it is given (paths or objects already read), runs the
+stage's one public function (:func:`~interests.profile.extract.extract_profiles`,
+:func:`~interests.recsys.recommender.fit_two_tower`, :meth:`TwoTower.recommend`)
+with the same defaults as the command of the same name, and returns objects
+instead of printing. Options beyond the shortcuts go through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .ingest import Logs, read_logs
+from .schema import InterestProfile
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .events import Catalog
+    from .llm.base import Backend
+    from .recsys.recommender import TwoTower
+    from .taxonomy import Taxonomy
+
+LogsInput = Logs | str | Path | Sequence[str | Path]
+
+
+def _logs(logs: LogsInput, catalog: Catalog | str | Path | None, mapping: Any) -> Logs:
+    if isinstance(logs, Logs):
+        return logs
+    return read_logs(logs, catalog=catalog, mapping=mapping)
+
+
+def extract(
+    logs: LogsInput,
+    output: str | Path = "out/profiles.jsonl",
+    *,
+    catalog: Catalog | str | Path | None = None,
+    mapping: Any = None,
+    model: str | None = None,
+    server: str | None = None,
+    backend: Backend | None = None,
+    **options: Any,
+) -> list[InterestProfile]:
+    """Profiles of every user in ``logs``, written to ``output`` (resumable) and returned.
+
+    ``model`` picks the in-process engine's model (the embedded default when
+    ``None``), ``server`` an OpenAI-compatible server instead; ``backend`` any
+    :class:`~interests.llm.base.Backend`. ``options`` go to
+    :func:`~interests.profile.extract.extract_profiles` (``users``, ``batch_size``,
+    ``structure``, ``taxonomy``, ...). Users that ended in an error record are in
+    ``<output>.errors.jsonl`` (:func:`interests.read_errors`).
+    """
+    from .profile.extract import extract_profiles
+    from .profile.store import read_profiles
+
+    parsed = _logs(logs, catalog, mapping)
+    own = backend is None and server is not None
+    if own:
+        from .llm.server import ServerBackend
+
+        backend = ServerBackend(str(server))
+    try:
+        result = extract_profiles(parsed, output=output, backend=backend, model=model, **options)
+    finally:
+        if own and backend is not None:
+            backend.close()
+    return read_profiles(result.output)
+
+
+def train(
+    logs: LogsInput,
+    *,
+    catalog: Catalog | str | Path | None = None,
+    mapping: Any = None,
+    profiles: Sequence[InterestProfile] | Mapping[str, InterestProfile] | str | Path | None = None,
+    taxonomy: Taxonomy | str | Path | None = None,
+    output: str | Path | None = None,
+    holdout: bool = True,
+    **config: Any,
+) -> TwoTower:
+    """A two-tower model trained as ``interests train`` does; saved to ``output`` when given.
+
+    ``profiles`` and ``taxonomy`` may be paths (``profiles.jsonl``, a taxonomy
+    folder) or objects; ``config`` sets :class:`~interests.recsys.model.TwoTowerConfig`
+    fields (``epochs``, ``seed``, ``encoder``, ...).
+    """
+    from .recsys.recommender import fit_two_tower
+
+    parsed = _logs(logs, catalog, mapping)
+    if isinstance(profiles, str | Path):
+        from .profile.store import read_profiles
+
+        profiles = read_profiles(profiles)
+    if profiles:
+        from .profile.privacy import match_ids
+
+        ids = list(profiles) if isinstance(profiles, Mapping) else [p.user_id for p in profiles]
+        parsed.histories = dict(match_ids(parsed.histories, ids))  # profiles written with hashed ids
+    if isinstance(taxonomy, str | Path):
+        from .taxonomy import Taxonomy
+
+        taxonomy = Taxonomy.load(taxonomy)
+    model = fit_two_tower(parsed, profiles=profiles, taxonomy=taxonomy, holdout=holdout, **config)
+    if output is not None:
+        model.save(output)
+    return model
+
+
+def recommend(
+    model: TwoTower | str | Path,
+    users: str | Sequence[str] = (),
+    *,
+    k: int = 10,
+    explain: bool = False,
+    diverse: float = 0.0,
+    items: Sequence[str] | None = None,
+    text: str | None = None,
+) -> list[dict[str, Any]]:
+    """What ``interests recommend --json`` prints: one ``{user_id, items}`` object a user.
+
+    ``model`` is a :class:`TwoTower` or a saved model folder. Each item is
+    ``{item_id, title, score}``, plus with ``explain`` the reasons of
+    :func:`~interests.recsys.explain.explanation_json` (history items and interest
+    nodes behind the score). ``items``/``text`` describe a new user (cold start),
+    returned last as ``"(new user)"``.
+    """
+    from .errors import ConfigError
+    from .recsys.explain import explanation_json
+    from .recsys.recommender import TwoTower
+
+    if not isinstance(model, TwoTower):
+        model = TwoTower.load(model)
+    users = [users] if isinstance(users, str) else list(users)
+    if not users and not items and not text:
+        raise ConfigError("give users (known users) or items/text (a new user)")
+    targets = [(u, *model.recommend(u, k=k, diverse=diverse)) for u in users]
+    if items or text:
+        targets.append(
+            ("(new user)", *model.recommend_new(list(items or []), text=text, k=k, diverse=diverse))
+        )
+    titles = dict(zip(model.known.item_ids, model.titles, strict=True)) if model.known else {}
+    out: list[dict[str, Any]] = []
+    for user, ids, scores in targets:
+        recs = []
+        for iid, s in zip(ids, scores, strict=True):
+            rec: dict[str, Any] = {
+                "item_id": str(iid),
+                "title": titles.get(str(iid), ""),
+                "score": round(float(s), 4),
+            }
+            if explain and user != "(new user)":
+                rec |= explanation_json(model.explain(user, str(iid)), titles)
+            recs.append(rec)
+        out.append({"user_id": user, "items": recs})
+    return out
+
+
+__all__ = ["extract", "recommend", "train"]
