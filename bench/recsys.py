@@ -117,7 +117,8 @@ def markdown(dataset: str, table: dict, meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from interests.recsys.evaluate import VARIANTS, cached_profiles, evaluate, hashing_taxonomy
+    from interests.pipeline import cached_profiles, hashing_taxonomy
+    from interests.recsys.evaluate import VARIANTS, evaluate
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="ml-latest-small", choices=sorted(DATASETS))

@@ -135,9 +135,10 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from interests.llm.vllm_local import VLLMBackend
+    from interests.pipeline import cached_profiles, hashing_taxonomy
     from interests.profile.store import read_profiles
     from interests.profile.update import update_profiles
-    from interests.recsys.evaluate import VARIANTS, cached_profiles, evaluate, hashing_taxonomy
+    from interests.recsys.evaluate import VARIANTS, evaluate
 
     torch.set_num_threads(1)
     logs = load(args.dataset, args.sample_users)
@@ -155,7 +156,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
         res = update_profiles(
             dict(histories), profiles=out, catalog=logs.catalog, backend=lambda: VLLMBackend(args.model)
         )
-        counts.update(res.as_dict(), seconds=round(time.perf_counter() - t, 1))
+        counts.update(res.to_dict(), seconds=round(time.perf_counter() - t, 1))
         return {p.user_id: p for p in read_profiles(out) if p.user_id in histories}
 
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -173,10 +174,10 @@ def decay(args: argparse.Namespace) -> dict[str, Any]:
     """Valid NDCG@20 of the recommender fed with train profiles re-weighted by each half-life (no LLM)."""
     import torch
 
+    from interests.pipeline import hashing_taxonomy
     from interests.profile.store import read_profiles
     from interests.profile.update import update_profiles
     from interests.recsys.data import from_user_histories
-    from interests.recsys.evaluate import hashing_taxonomy
     from interests.recsys.recommender import TwoTower
     from interests.recsys.split import TemporalSplit
 

@@ -211,7 +211,7 @@ def extract(
         f"profiles -> {res.output}" + (f"\nerrors -> {res.errors_path}" if res.errors else "")
     )
     if as_json:
-        click.echo(json.dumps(res.as_dict(), indent=2))
+        click.echo(json.dumps(res.to_dict(), indent=2))
     if res.attempted == 0 and res.users_skipped == 0:
         raise click.ClickException("no user could be processed")
     if res.profiles == 0 and res.users_skipped == 0:

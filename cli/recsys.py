@@ -206,7 +206,8 @@ def evaluate(
 ) -> None:
     """Evaluate the two-tower against EASE, ItemKNN and popularity on LOGS (BENCHMARK.md protocol)."""
     from interests.errors import ConfigError
-    from interests.recsys.evaluate import VARIANTS, cached_profiles, hashing_taxonomy
+    from interests.pipeline import cached_profiles, hashing_taxonomy
+    from interests.recsys.evaluate import VARIANTS
     from interests.recsys.evaluate import evaluate as run
 
     log_opts, _ = split_options(options)

@@ -78,7 +78,7 @@ def taxonomy() -> None:
 @click.option(
     "--encoder",
     default=None,
-    help="Text encoder: smollm2-135m (default), minilm, hashing, or an encoder model folder.",
+    help="Text encoder: hashing (default), minilm, smollm2-135m, or an encoder model folder.",
 )
 @click.option(
     "--domains", "n_domains", type=int, help="Number of global domains [default: chosen by silhouette]."

@@ -127,5 +127,5 @@ def update(
         + (f"\nerrors -> {res.errors_path}" if res.errors else "")
     )
     if as_json:
-        click.echo(json.dumps(res.as_dict(), indent=2))
+        click.echo(json.dumps(res.to_dict(), indent=2))
     exit_on_errors(res.users_with_errors, res.errors_path)

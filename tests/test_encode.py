@@ -91,7 +91,7 @@ def _prepared() -> bool:
 @pytest.mark.skipif(not _prepared(), reason="embedded model not prepared (interests models prepare)")
 def test_embedded_llm_encoder_mean_pools_and_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    enc = get_encoder(None, cache_dir=tmp_path)
+    enc = get_encoder("smollm2-135m", cache_dir=tmp_path)
     assert enc.name == "smollm2-135m" and enc.dim == 576
     texts = [
         "Galaxy Fleet. Science fiction films, Space opera",
@@ -108,7 +108,7 @@ def test_embedded_llm_encoder_mean_pools_and_caches(tmp_path: Path, monkeypatch:
     # padding must not change a text's vector: alone vs in a batch with a longer text
     alone = enc.inner.encode([texts[2]])  # type: ignore[attr-defined]  # bypasses the cache
     np.testing.assert_allclose(alone[0], x[2], atol=2e-3)
-    reloaded = get_encoder(None, cache_dir=tmp_path)
+    reloaded = get_encoder("smollm2-135m", cache_dir=tmp_path)
     np.testing.assert_array_equal(reloaded.encode(texts), x)
     assert reloaded.inner._model is None  # type: ignore[attr-defined]  # served from the cache
 
@@ -126,3 +126,7 @@ def test_minilm_encoder_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     x = enc.encode(["trail running shoes", "shoes for running on trails", "jazz vocal ballads"])
     assert x.shape == (3, 384)
     assert x[0] @ x[1] > x[0] @ x[2]
+
+
+def test_the_default_encoder_is_the_one_the_benchmarks_chose() -> None:
+    assert get_encoder(None).name == get_encoder("hashing").name  # docs/benchmarks.md, encoders

@@ -8,6 +8,10 @@
     model = interests.train("logs/", catalog="items.jsonl", profiles=profiles)
     interests.recommend(model, ["u001"], k=10, explain=True)
 
+The module also holds what joins stages for the evaluation harness (profiles
+extracted per protocol split, a taxonomy per split), so the recommender does
+not depend on the extraction stage.
+
 Each call reads what it is given (paths or objects already read), runs the
 stage's one public function (:func:`~interests.profile.extract.extract_profiles`,
 :func:`~interests.recsys.recommender.fit_two_tower`, :meth:`TwoTower.recommend`)
@@ -17,6 +21,8 @@ instead of printing. Options beyond the shortcuts go through unchanged.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,12 +31,14 @@ from .ingest import Logs, read_logs
 from .schema import InterestProfile
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .events import Catalog
+    from .events import Catalog, UserHistory
     from .llm.base import Backend
+    from .recsys.evaluate import ProfileSource, TaxonomySource
     from .recsys.recommender import TwoTower
     from .taxonomy import Taxonomy
 
 LogsInput = Logs | str | Path | Sequence[str | Path]
+log = logging.getLogger(__name__)
 
 
 def _logs(logs: LogsInput, catalog: Catalog | str | Path | None, mapping: Any) -> Logs:
@@ -164,4 +172,61 @@ def recommend(
     return out
 
 
-__all__ = ["extract", "recommend", "train"]
+# ---- the evaluation harness: profiles per protocol split (interests evaluate --profiles-dir) ----
+
+CACHE_SPLITS = {"valid": "train", "test": "train+valid", "valid-cold": "cold-valid", "test-cold": "cold-test"}
+
+
+def cached_profiles(
+    directory: str | Path,
+    *,
+    extract: bool = False,
+    catalog: Catalog | None = None,
+    limit: int | None = None,
+    **extract_options: Any,
+) -> ProfileSource:
+    """A profile source over ``directory/<split>/profiles.jsonl`` (``train``, ``train+valid``,
+    ``cold-valid``, ``cold-test``).
+
+    With ``extract=True`` missing profiles are written first by
+    :func:`interests.extract_profiles` from exactly the events the protocol
+    allows (resumable: users already done are skipped); ``limit`` caps the
+    users extracted per split. Without it only profiles already there are used.
+    """
+    root = Path(directory)
+
+    def source(key: str, histories: Mapping[str, UserHistory]) -> Mapping[str, InterestProfile]:
+        from .profile.store import read_profiles
+
+        path = root / CACHE_SPLITS[key] / "profiles.jsonl"
+        if extract:
+            from .profile.extract import extract_profiles
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            users = sorted(histories)[:limit] if limit else None
+            t = time.perf_counter()
+            extract_profiles(
+                dict(histories), catalog=catalog, output=str(path), users=users, **extract_options
+            )
+            log.info("profiles %s: %.0fs", key, time.perf_counter() - t)
+        if not path.is_file():
+            return {}
+        return {p.user_id: p for p in read_profiles(path) if p.user_id in histories}
+
+    return source
+
+
+def hashing_taxonomy(catalog: Catalog | None) -> TaxonomySource:
+    """A taxonomy source building :func:`interests.taxonomy.build_taxonomy` from each stage's profiles."""
+
+    def build(key: str, profiles: Mapping[str, InterestProfile]) -> Any:
+        from .taxonomy import build_taxonomy
+
+        if catalog is None:
+            return None
+        return build_taxonomy(list(profiles.values()), catalog, encoder="hashing")
+
+    return build
+
+
+__all__ = ["CACHE_SPLITS", "cached_profiles", "extract", "hashing_taxonomy", "recommend", "train"]

@@ -120,7 +120,7 @@ class ExtractResult:
         """Selected users whose record is an error (this run's and earlier runs'): the CLI exits 1 if any."""
         return self.errors + self.errors_before
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["output"], d["errors_path"] = str(self.output), str(self.errors_path)
         d["users_with_errors"] = self.users_with_errors

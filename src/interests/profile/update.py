@@ -345,7 +345,7 @@ class UpdateResult:
         """Changed users whose profile was updated without the model."""
         return self.exact
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("output", "history_path", "errors_path"):
             d[k] = str(d[k])

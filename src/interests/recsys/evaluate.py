@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -252,65 +251,10 @@ def evaluate(
     return EvalResult(table, meta)
 
 
-CACHE_SPLITS = {"valid": "train", "test": "train+valid", "valid-cold": "cold-valid", "test-cold": "cold-test"}
-
-
-def cached_profiles(
-    directory: str | Path,
-    *,
-    extract: bool = False,
-    catalog: Catalog | None = None,
-    limit: int | None = None,
-    **extract_options: Any,
-) -> ProfileSource:
-    """A profile source over ``directory/<split>/profiles.jsonl`` (``train``, ``train+valid``,
-    ``cold-valid``, ``cold-test``).
-
-    With ``extract=True`` missing profiles are written first by
-    :func:`interests.extract_profiles` from exactly the events the protocol
-    allows (resumable: users already done are skipped); ``limit`` caps the
-    users extracted per split. Without it only profiles already there are used.
-    """
-    root = Path(directory)
-
-    def source(key: str, histories: Mapping[str, UserHistory]) -> Mapping[str, InterestProfile]:
-        from interests.profile.store import read_profiles
-
-        path = root / CACHE_SPLITS[key] / "profiles.jsonl"
-        if extract:
-            from interests.profile.extract import extract_profiles
-
-            path.parent.mkdir(parents=True, exist_ok=True)
-            users = sorted(histories)[:limit] if limit else None
-            t = time.perf_counter()
-            extract_profiles(
-                dict(histories), catalog=catalog, output=str(path), users=users, **extract_options
-            )
-            log.info("profiles %s: %.0fs", key, time.perf_counter() - t)
-        if not path.is_file():
-            return {}
-        return {p.user_id: p for p in read_profiles(path) if p.user_id in histories}
-
-    return source
-
-
-def hashing_taxonomy(catalog: Catalog | None) -> TaxonomySource:
-    """A taxonomy source building :func:`interests.taxonomy.build_taxonomy` from each stage's profiles."""
-
-    def build(key: str, profiles: Mapping[str, InterestProfile]) -> Any:
-        from interests.taxonomy import build_taxonomy
-
-        if catalog is None:
-            return None
-        return build_taxonomy(list(profiles.values()), catalog, encoder="hashing")
-
-    return build
-
-
 def _sparse(b: np.ndarray) -> Any:
     from .backbone import prune_columns
 
     return prune_columns(b, 500)
 
 
-__all__ = ["CACHE_SPLITS", "VARIANTS", "EvalResult", "cached_profiles", "evaluate", "hashing_taxonomy"]
+__all__ = ["VARIANTS", "EvalResult", "ProfileSource", "TaxonomySource", "evaluate"]

@@ -53,7 +53,7 @@ class Explanation:
     profile_nodes: list[tuple[str, float]] = field(default_factory=list)
     item_node: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "user_id": self.user_id,
             "item_id": self.item_id,
