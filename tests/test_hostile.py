@@ -402,7 +402,8 @@ def test_engine_on_hostile_users(tmp_path: Path) -> None:
         timeout=1200,
     )
     errors_path = out.with_name(out.stem + ".errors.jsonl")
-    assert proc.returncode == expected_exit(errors_path) or "every user failed" in proc.stderr, proc.stderr[-3000:]
+    ok = proc.returncode == expected_exit(errors_path) or "every user failed" in proc.stderr
+    assert ok, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     records: Counter[str] = Counter()
     for line in out.read_text(encoding="utf-8").splitlines() if out.exists() else []:
