@@ -59,22 +59,41 @@ def serve(
         click.echo(shlex.join(server_command(resolve_model(model), served_name=model_label(model), **engine)))
         return
     click.echo(f"starting vLLM on {host}:{port} with {model_label(model)} ...", err=True)
-    server = start_server(model, log_path=log_path, timeout=timeout, **engine)
-    stopping = False
+    # Ctrl-C and SIGTERM stop the server at any moment. While it starts, the first one raises
+    # KeyboardInterrupt out of the health wait (start_server then stops the server and closes its
+    # log): "server stopped", status 130 (interrupted, as every command). Once it serves, they end
+    # the wait loop below, the way to stop a server: "server stopped", status 0.
+    received: list[int] = []
+    starting = True
 
     def _stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        received.append(signum)
+        if starting and len(received) == 1:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    click.echo(server.base_url)
-    click.echo(f"ready: interests extract LOGS --server {server.base_url}", err=True)
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server = None
     try:
-        while server.alive() and not stopping:
-            time.sleep(0.5)
+        try:
+            server = start_server(model, log_path=log_path, timeout=timeout, **engine)
+            starting = False
+        except KeyboardInterrupt:
+            if not received:  # not raised by _stop
+                raise
+        if server is not None and not received:
+            click.echo(server.base_url)
+            click.echo(f"ready: interests extract LOGS --server {server.base_url}", err=True)
+            while server.alive() and not received:
+                time.sleep(0.5)
     finally:
-        server.stop()
-        click.echo("server stopped", err=True)
-    if not stopping:
+        starting = False  # from here on a signal only records itself: the stop below runs to the end
+        if server is not None:
+            server.stop()
+        if server is not None or received:
+            click.echo("server stopped", err=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if server is None:  # interrupted while starting
+        raise SystemExit(130)
+    if not received:
         raise click.ClickException(f"the server exited with code {server.process.returncode}")

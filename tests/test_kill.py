@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import expected_exit, extract_examples_cmd
+from procs import descendants, describe, needs_proc, survivors
 
 from interests.profile.store import iter_jsonl
 from interests.schema import ErrorRecord, InterestProfile
@@ -33,7 +34,10 @@ def _start(out: Path) -> subprocess.Popen[str]:
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its vLLM engine processes
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its vLLM engine processes
+    except ProcessLookupError:  # none left
+        pass
     proc.wait()
 
 
@@ -109,3 +113,26 @@ def test_sigterm_mid_run_stops_the_engine_too_and_keeps_finished_batches(tmp_pat
     assert not lingering, "a vLLM engine process outlived the terminated command"
     done = [d["user_id"] for p in (out, errors) for d in iter_jsonl(p)]
     assert len(done) >= 2 and len(done) == len(set(done)), done
+
+
+@needs_proc
+def test_sigkill_of_the_command_alone_leaves_no_engine_process(tmp_path):
+    """`kill -9` of `interests extract` (not its group) mid-run: its vLLM EngineCore and worker exit too.
+
+    Seen before the fix: both still computing, holding ~3 GB, 11 minutes after the kill."""
+    out = tmp_path / "profiles.jsonl"
+    errors = tmp_path / "profiles.errors.jsonl"
+    proc = _start(out)
+    try:
+        deadline = time.monotonic() + 1200
+        while time.monotonic() < deadline and _lines(out) + _lines(errors) < 2 and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before it could be killed"
+        engine = descendants(proc.pid)
+        assert any(depth == 2 for _, depth in engine.values()), describe(list(engine))  # worker of EngineCore
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        left = survivors(engine, timeout=60)
+        assert not left, f"outlived the killed command: {describe(left)}"
+    finally:
+        _kill(proc)  # whatever is left of its process group

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import EXAMPLES, expected_exit, interests_cmd
+from procs import descendants, describe, needs_proc, survivors
 
 from interests.errors import BackendError
 from interests.llm.base import GenRequest
@@ -265,3 +266,41 @@ def test_interests_serve_command_serves_and_stops_on_sigterm(tmp_path):
     assert proc.returncode == 0 and "server stopped" in err, err[-2000:]
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/models", timeout=5)
+
+
+@pytest.mark.server
+@needs_proc
+@pytest.mark.parametrize("sig_name", ["SIGTERM", "SIGINT"])
+def test_interests_serve_signalled_while_starting_leaves_no_process(tmp_path, sig_name):
+    """Ctrl-C or SIGTERM while vLLM is still loading: the server (own session) and its engine stop,
+    the command says so and exits 130. Before: the server kept running (and kept its log open)."""
+    import signal
+
+    sig = signal.Signals[sig_name]
+    proc = subprocess.Popen(
+        interests_cmd("serve", "--port", "0", "--log", str(tmp_path / "vllm.log")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server: dict[int, tuple[str, int]] = {}
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:  # until the server has its engine
+            server = descendants(proc.pid)
+            if any(depth == 2 for _, depth in server.values()):
+                break
+            time.sleep(0.2)
+        assert any(depth == 2 for _, depth in server.values()), describe(list(server))
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and "server stopped" in err, err[-2000:]  # interrupted
+        assert out == "" and "Traceback" not in err, err[-2000:]  # never became ready
+        left = survivors(server, timeout=60)
+        assert not left, describe(left)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in survivors(server, timeout=0):
+            os.kill(pid, signal.SIGKILL)

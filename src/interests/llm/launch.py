@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import httpx
 
 from ..errors import BackendError
 from .cpu_env import apply_cpu_engine_env
+from .lifeline import parent_death_preexec
 from .weights import interests_home, model_label, resolve_model
 
 
@@ -158,7 +160,13 @@ def start_server(
     timeout: float = 600.0,
     extra_args: list[str] | None = None,
 ) -> ServerProcess:
-    """Start vLLM's OpenAI-compatible server on ``model`` (default: the embedded model)."""
+    """Start vLLM's OpenAI-compatible server on ``model`` (default: the embedded model).
+
+    With ``wait`` it returns once ``/health`` answers; anything raised meanwhile
+    (a failed start, the timeout, ``KeyboardInterrupt``) stops the server and
+    closes its log before it propagates. On Linux, called from the main thread,
+    the server also gets SIGTERM when this process dies (``PR_SET_PDEATHSIG``).
+    """
     path = resolve_model(model)
     port = port or free_port(host)
     cmd = server_command(
@@ -178,11 +186,26 @@ def start_server(
         log_dir = interests_home() / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"vllm-server-{port}.log"
+    # Own session: a Ctrl-C in the terminal reaches the caller, which stops the whole server group.
+    # Parent-death signal (Linux, from the main thread only: Linux ties it to the thread that forks):
+    # the server gets SIGTERM, and shuts its engine down, if the caller dies without stopping it.
+    main_thread = threading.current_thread() is threading.main_thread()
+    preexec = parent_death_preexec(signal.SIGTERM) if main_thread else None
     log = open(log_path, "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=preexec
+        )
+    except BaseException:
+        log.close()
+        raise
     server = ServerProcess(proc, host, port, model_label(model), Path(log_path), log)
     if wait:
-        server.wait_healthy(timeout)
+        try:
+            server.wait_healthy(timeout)
+        except BaseException:  # Ctrl-C, SIGTERM turned into an exception, a failed start: stop and close
+            server.stop()
+            raise
     return server
 
 

@@ -13,6 +13,7 @@ from ..errors import BackendError
 from .base import GenRequest, GenResult, Messages
 from .cpu_env import apply_cpu_engine_env, resolve_dtype, vllm_is_quiet
 from .cpu_env import enforce_eager as resolve_eager
+from .lifeline import engine_lifeline
 from .weights import model_label, resolve_model
 
 # guidance compiles every schema we send (xgrammar rejected some; see docs/models.md)
@@ -23,7 +24,9 @@ class VLLMBackend:
     """A lazily started ``vllm.LLM``.
 
     Scripts that create it must use the ``if __name__ == "__main__":`` guard,
-    because vLLM starts its engine in a child process.
+    because vLLM starts its engine in a child process. That process (and the
+    worker it starts) exits when this one dies, even by SIGKILL
+    (:func:`~interests.llm.lifeline.engine_lifeline`).
     """
 
     name = "vllm"
@@ -78,17 +81,18 @@ class VLLMBackend:
                 "or 'interests[gpu]' (GPU), or use --server URL"
             ) from exc
         try:
-            self._llm = LLM(
-                model=self.path,
-                max_model_len=self.max_model_len,
-                tensor_parallel_size=self.tensor_parallel_size,
-                enforce_eager=resolve_eager(self.enforce_eager),
-                dtype=dtype,
-                enable_prefix_caching=self.enable_prefix_caching,
-                seed=self.seed,
-                structured_outputs_config={"backend": STRUCTURED_BACKEND, "disable_any_whitespace": True},
-                **{"use_tqdm_on_load": not vllm_is_quiet(), **self.engine_kwargs},
-            )
+            with engine_lifeline():  # the engine processes exit when this process dies, even by SIGKILL
+                self._llm = LLM(
+                    model=self.path,
+                    max_model_len=self.max_model_len,
+                    tensor_parallel_size=self.tensor_parallel_size,
+                    enforce_eager=resolve_eager(self.enforce_eager),
+                    dtype=dtype,
+                    enable_prefix_caching=self.enable_prefix_caching,
+                    seed=self.seed,
+                    structured_outputs_config={"backend": STRUCTURED_BACKEND, "disable_any_whitespace": True},
+                    **{"use_tqdm_on_load": not vllm_is_quiet(), **self.engine_kwargs},
+                )
         except Exception as exc:  # vLLM raises many kinds; the message says which model failed
             raise BackendError(f"vLLM could not load model {self.path!r}: {exc}") from exc
         self.dtype_used = dtype
