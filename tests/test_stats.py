@@ -58,3 +58,9 @@ def test_rhythm_shares() -> None:
     np.testing.assert_allclose(days[5:], [2 / 3, 1 / 3])
     h0, d0 = rhythm([])
     assert not h0.any() and not d0.any()
+
+
+def test_rating_scale_of_an_array_equals_the_scale_of_its_values() -> None:
+    values = np.array([3.0, np.nan, 1.0, 5.0])
+    assert rating_scale(values) == rating_scale(values.tolist()) == (1.0, 5.0)
+    assert rating_scale(np.array([np.nan])) is None

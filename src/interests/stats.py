@@ -18,6 +18,9 @@ DAY = 86400
 
 def rating_scale(ratings: Iterable[float | None]) -> tuple[float, float] | None:
     """``(min, max)`` of the ratings given (``None`` values skipped), or ``None`` when there are none."""
+    if isinstance(ratings, np.ndarray):  # the recommender's arrays, NaN for "no rating": no Python loop
+        r = ratings[~np.isnan(ratings)]
+        return (float(r.min()), float(r.max())) if len(r) else None
     lo = hi = None
     for r in ratings:
         if r is not None and r == r:  # skips NaN, the recommender's "no rating"

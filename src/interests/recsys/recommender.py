@@ -125,7 +125,7 @@ class TwoTower:
         self.domains = item_domains(known.item_ids, catalog, assign)
         cfg.n_domains, cfg.n_topics = self.nodes.n_domains, self.nodes.n_topics
         ratings = np.concatenate(known.ratings) if known.items else np.zeros(0)
-        self.scale = rating_scale(ratings.tolist())
+        self.scale = rating_scale(ratings)
         times = np.concatenate(known.times) if known.items else np.zeros(0)
         times = times[~np.isnan(times)]
         self.ref_time = float(times.max()) if len(times) else None
