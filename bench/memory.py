@@ -14,7 +14,13 @@ max over the runs) goes to stdout and to ``bench/results/memory.md``.
 
 The third setting reads with the cap but without duplicate detection
 (``read_logs(..., dedup=False)``, ``--keep-duplicates``) to show how much of
-what is left is the set of row digests kept to count duplicates.
+what is left is the set of row digests kept to count duplicates. The fourth,
+``partitioned``, keeps every event: ``partition_logs`` spills them to
+``--parts`` per-user files and the histories are then read one partition at a
+time (logs larger than memory; docs/logs.md)::
+
+    nice -n 10 python bench/memory.py --events 10000000 --users 20000 --items 200000 \
+        --settings no-cap,partitioned --parts 32 --runs 1 --out bench/results/memory-10m.md
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-SETTINGS = ("no cap", "cap", "cap, no dedup")
+SETTINGS = ("no-cap", "cap", "cap-no-dedup", "partitioned")
 
 
 def write_events(path: Path, n_events: int, n_users: int, n_items: int) -> float:
@@ -57,18 +63,39 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def measure(path: str, setting: str, cap: int, trace: bool) -> dict[str, Any]:
+def measure(path: str, setting: str, cap: int, trace: bool, parts: int) -> dict[str, Any]:
     """One reading in this process (run by the parent as a child process)."""
     import tracemalloc
 
-    from interests.ingest import read_logs
+    from interests.ingest import partition_logs, read_logs
 
     baseline = _rss_mb()
     if trace:
         tracemalloc.start()
     start = time.perf_counter()
+    if setting == "partitioned":
+        # every user's whole history, one partition in memory at a time (what a job over it holds)
+        with tempfile.TemporaryDirectory(prefix="interests-parts-") as tmp:
+            split = partition_logs(path, tmp, parts=parts)
+            kept = users = 0
+            for part in split:
+                kept += part.n_events
+                users += len(part)
+            report = split.report
+        seconds = time.perf_counter() - start
+        traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
+        return {
+            "setting": setting,
+            "rows": report.rows_read,
+            "kept": kept,
+            "users": users,
+            "seconds": seconds,
+            "baseline_mb": baseline,
+            "peak_mb": _rss_mb(),
+            "traced_mb": traced,
+        }
     logs = read_logs(
-        path, max_events_per_user=None if setting == "no cap" else cap, dedup=setting != "cap, no dedup"
+        path, max_events_per_user=None if setting == "no-cap" else cap, dedup=setting != "cap-no-dedup"
     )
     histories, report = logs.histories, logs.report
     seconds = time.perf_counter() - start
@@ -85,8 +112,19 @@ def measure(path: str, setting: str, cap: int, trace: bool) -> dict[str, Any]:
     }
 
 
-def _child(path: Path, setting: str, cap: int, trace: bool) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", str(path), "--setting", setting, "--cap", str(cap)]
+def _child(path: Path, setting: str, cap: int, trace: bool, parts: int) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(path),
+        "--setting",
+        setting,
+        "--cap",
+        str(cap),
+        "--parts",
+        str(parts),
+    ]
     if trace:
         cmd.append("--tracemalloc")
     out = subprocess.run(
@@ -121,12 +159,13 @@ def table(
         + (" tracemalloc peak (MB) |" if args.tracemalloc else ""),
         "|---|---:|---:|---:|---:|" + ("---:|" if args.tracemalloc else ""),
     ]
-    for setting in SETTINGS:
+    for setting in args.settings:
         rs = runs[setting]
         label = {
-            "no cap": "no cap",
+            "no-cap": "no cap",
             "cap": f"`max_events_per_user={args.cap}`",
-            "cap, no dedup": f"cap {args.cap}, `dedup=False` (`--keep-duplicates`)",
+            "cap-no-dedup": f"cap {args.cap}, `dedup=False` (`--keep-duplicates`)",
+            "partitioned": f"`partition_logs(parts={args.parts})`, no cap",
         }[setting]
         row = (
             f"| {label} | {rs[0]['kept']:,} | {_stat([r['peak_mb'] for r in rs])} | "
@@ -154,22 +193,31 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=50_000)
     ap.add_argument("--cap", type=int, default=50)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--parts", type=int, default=16, help="partitions of the partitioned setting")
+    ap.add_argument(
+        "--settings", default=",".join(SETTINGS), help=f"comma-separated, of: {', '.join(SETTINGS)}"
+    )
     ap.add_argument("--tracemalloc", action="store_true", help="also the peak of Python allocations (slower)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
+    ap.add_argument("--out", type=Path, default=RESULTS / "memory.md", help="where the table goes")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--setting", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.setting, args.cap, args.tracemalloc)))
+        print(json.dumps(measure(args.child, args.setting, args.cap, args.tracemalloc, args.parts)))
         return
+    args.settings = [s.strip() for s in args.settings.split(",") if s.strip()]
+    unknown = sorted(set(args.settings) - set(SETTINGS))
+    if unknown:
+        ap.error(f"unknown setting {unknown[0]!r}: choose from {', '.join(SETTINGS)}")
     with tempfile.TemporaryDirectory(prefix="interests-memory-") as tmp:
         path = Path(tmp) / "events.csv"
         write_s = write_events(path, args.events, args.users, args.items)
         size_mb = path.stat().st_size / 2**20
-        runs: dict[str, list[dict[str, Any]]] = {s: [] for s in SETTINGS}
+        runs: dict[str, list[dict[str, Any]]] = {s: [] for s in args.settings}
         for k in range(args.runs):
-            for setting in SETTINGS:
-                r = _child(path, setting, args.cap, args.tracemalloc)
+            for setting in args.settings:
+                r = _child(path, setting, args.cap, args.tracemalloc, args.parts)
                 runs[setting].append(r)
                 print(
                     f"run {k + 1} {setting}: peak {r['peak_mb']:.0f} MB, baseline {r['baseline_mb']:.0f} MB, "
@@ -179,8 +227,8 @@ def main() -> None:
     text = table(runs, args, write_s, size_mb)
     print(text)
     if not args.no_write:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "memory.md").write_text(text, encoding="utf-8")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

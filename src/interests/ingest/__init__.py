@@ -15,6 +15,7 @@ from __future__ import annotations
 from .catalog import categories_of, read_catalog
 from .logs import Logs, read_logs
 from .mapping import CatalogMapping, ColumnMapping
+from .partition import PartitionedLogs, partition_logs, user_partition
 from .quarantine import REASONS, IngestError, Quarantine
 from .readers import MAX_LINE_CHARS, expand_paths
 from .report import IngestReport
@@ -30,6 +31,7 @@ __all__ = [
     "IngestError",
     "IngestReport",
     "Logs",
+    "PartitionedLogs",
     "Quarantine",
     "TimeParser",
     "categories_of",
@@ -37,6 +39,8 @@ __all__ = [
     "expand_paths",
     "iter_events",
     "parse_time",
+    "partition_logs",
     "read_catalog",
     "read_logs",
+    "user_partition",
 ]

@@ -186,6 +186,8 @@ def extract_profiles(
     taxonomy: Taxonomy | None = None,
     skeleton_rules: SkeletonRules | None = None,
     half_life_days: float | None = None,
+    groups: ItemGroups | None = None,
+    rating_scale: tuple[float, float] | None = None,
 ) -> ExtractResult:
     """Write a grounded profile (or an error record) for every selected user.
 
@@ -198,6 +200,10 @@ def extract_profiles(
     on ``model`` (the embedded default when ``None``). With ``hash_key``, user
     ids are replaced by keyed pseudonyms (:mod:`interests.profile.privacy`) in the
     prompts and in every record written; ``users`` are raw ids.
+
+    ``groups`` and ``rating_scale`` are for callers that run a slice of a
+    larger job (:mod:`interests.scale.ray_extract`): the item groups and the
+    rating scale of the whole data set, instead of those of ``logs``.
     """
     histories: Mapping[str, UserHistory] = getattr(logs, "histories", logs)
     if hash_key is not None:
@@ -239,13 +245,17 @@ def extract_profiles(
     result.errors_before = len((set(order) & done_users(errors_path)) - set(empty) - done_users(output))
 
     scale, latest = dataset_reference(histories.values())
+    scale = rating_scale if rating_scale is not None else scale
     ref = as_of if as_of is not None else latest
     if structure not in ("data", "model"):
         raise ValueError(f"structure must be 'data' or 'model', not {structure!r}")
     redactor, renderer, plan, prompt_budget = prepare_prompts(
         backend, prompt_dir, redact, structure == "data", max_new_tokens, max_attempts
     )
-    groups = run_groups(output, histories, catalog, taxonomy) if structure == "data" and todo else None
+    if structure == "model":
+        groups = None
+    elif groups is None and todo:
+        groups = run_groups(output, histories, catalog, taxonomy)
     t0 = time.perf_counter()
     try:
         for batch in _batches(todo, batch_size):

@@ -93,8 +93,65 @@ class ItemGroups:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+class UserItems:
+    """Which items each user touched: all that grouping needs from the logs.
+
+    A compact stand-in for the histories (two int32 arrays of distinct
+    (user, item) pairs), so groups can be made over logs read one partition at
+    a time (:mod:`interests.ingest.partition`). :meth:`matrix` orders users
+    and items by id, so the same logs give the same groups whatever order
+    their users are read in.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[str] = []  # first-seen order
+        self.users: list[str] = []
+        self.index: dict[str, int] = {}
+        self._rows: list[np.ndarray] = []
+        self._cols: list[np.ndarray] = []
+
+    @classmethod
+    def of(cls, histories: Mapping[str, UserHistory]) -> UserItems:
+        return cls().add(histories)
+
+    def add(self, histories: Mapping[str, UserHistory]) -> UserItems:
+        """Add the users of ``histories`` (a user must not be added twice)."""
+        for user, h in histories.items():
+            cols = [self._item(i) for i in dict.fromkeys(e.item_id for e in h.events)]
+            self._rows.append(np.full(len(cols), len(self.users), dtype=np.int32))
+            self._cols.append(np.asarray(cols, dtype=np.int32))
+            self.users.append(user)
+        if len(self._rows) > 1024:  # keep the number of small arrays bounded
+            self._rows, self._cols = [np.concatenate(self._rows)], [np.concatenate(self._cols)]
+        return self
+
+    def _item(self, item_id: str) -> int:
+        k = self.index.get(item_id)
+        if k is None:
+            k = self.index[item_id] = len(self.items)
+            self.items.append(item_id)
+        return k
+
+    def matrix(self) -> tuple[Any, list[str]]:
+        """Binary users x items CSR matrix, users and items sorted by id; and the items in that order."""
+        from scipy.sparse import csr_matrix
+
+        rows = np.concatenate(self._rows) if self._rows else np.zeros(0, dtype=np.int32)
+        cols = np.concatenate(self._cols) if self._cols else np.zeros(0, dtype=np.int32)
+        item_order = sorted(range(len(self.items)), key=self.items.__getitem__)
+        user_rank = np.empty(len(self.users), dtype=np.int64)
+        user_rank[sorted(range(len(self.users)), key=self.users.__getitem__)] = np.arange(len(self.users))
+        item_rank = np.empty(len(self.items), dtype=np.int64)
+        item_rank[item_order] = np.arange(len(self.items))
+        m = csr_matrix(
+            (np.ones(len(rows), dtype=np.float64), (user_rank[rows], item_rank[cols])),
+            shape=(len(self.users), len(self.items)),
+        )
+        return m, [self.items[k] for k in item_order]
+
+
 def group_items(
-    histories: Mapping[str, UserHistory],
+    histories: Mapping[str, UserHistory] | UserItems,
     catalog: Catalog | None = None,
     *,
     taxonomy: Taxonomy | None = None,
@@ -103,11 +160,13 @@ def group_items(
 ) -> ItemGroups:
     """Candidate groups for every logged item (the run-level half of the ``skeleton`` stage).
 
+    ``histories`` may be a :class:`UserItems` (logs too large to hold).
     ``source`` forces one source; by default the taxonomy when given, else the
     catalogue's categories when most logged items have some, else clusters.
     """
     cat = catalog or Catalog()
-    items = list(dict.fromkeys(e.item_id for h in histories.values() for e in h.events))
+    touched = histories if isinstance(histories, UserItems) else UserItems.of(histories)
+    items = touched.items
     if source is None:
         if taxonomy is not None:
             source = "taxonomy"
@@ -120,7 +179,7 @@ def group_items(
         return _from_taxonomy(items, cat, taxonomy)
     if source == "category":
         return _from_categories(items, cat)
-    return _from_clusters(histories, items, cat, seed)
+    return _from_clusters(touched, cat, seed)
 
 
 def extend_groups(
@@ -193,19 +252,12 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def item_vectors(
-    histories: Mapping[str, UserHistory], items: Sequence[str], catalog: Catalog, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(behaviour, text) unit vectors of ``items``: SVD of the user-item matrix, SVD of TF-IDF."""
-    from scipy.sparse import csr_matrix
+    touched: UserItems, catalog: Catalog, seed: int = 0
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Items (by id) and their (behaviour, text) unit vectors: SVD of the user-item matrix, SVD of TF-IDF."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    index = {i: k for k, i in enumerate(items)}
-    rows, cols = [], []
-    for u, h in enumerate(histories.values()):
-        for i in {e.item_id for e in h.events}:
-            rows.append(u)
-            cols.append(index[i])
-    m = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(histories), len(items)))
+    m, items = touched.matrix()
     # items x users, each user row scaled by 1/sqrt(activity) so heavy users do not dominate
     activity = np.asarray(m.sum(axis=1)).ravel()
     scale = 1.0 / np.sqrt(np.maximum(activity, 1.0))
@@ -219,7 +271,7 @@ def item_vectors(
         text = _svd(tfidf, TEXT_DIM, seed)
     else:
         text = np.zeros((len(items), 1))
-    return _unit(behaviour), _unit(text)
+    return items, _unit(behaviour), _unit(text)
 
 
 def _svd(x: Any, dim: int, seed: int) -> np.ndarray:
@@ -282,13 +334,11 @@ def _group_topics(centroids: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
     return best[1], (best[0] if best[1] is not identity else 0.0)
 
 
-def _from_clusters(
-    histories: Mapping[str, UserHistory], items: Sequence[str], catalog: Catalog, seed: int
-) -> ItemGroups:
+def _from_clusters(touched: UserItems, catalog: Catalog, seed: int) -> ItemGroups:
     groups = ItemGroups("cluster")
-    if not items:
+    if not touched.items:
         return groups
-    behaviour, text = item_vectors(histories, items, catalog, seed)
+    items, behaviour, text = item_vectors(touched, catalog, seed)
     x = np.hstack([np.sqrt(BEHAVIOUR_WEIGHT) * behaviour, np.sqrt(1 - BEHAVIOUR_WEIGHT) * text])
     n = len(items)
     k_max = max(2, min(60, n // 4))
@@ -338,4 +388,4 @@ def _distinctive_labels(
     return labels
 
 
-__all__ = ["ItemGroups", "group_items", "item_vectors"]
+__all__ = ["ItemGroups", "UserItems", "group_items", "item_vectors"]
