@@ -34,6 +34,7 @@ from .skeleton_grounding import ground_skeleton
 from .store import append_lines, done_users, repair, rewrite_without
 
 if TYPE_CHECKING:
+    from ..ingest.logs import Logs
     from ..taxonomy.model import Taxonomy
 
 Structure = Literal["data", "model"]
@@ -162,7 +163,7 @@ def _parse(job: _Job, result: GenResult) -> BaseModel | str:
 
 
 def extract_profiles(
-    logs: Any,
+    logs: Logs | Mapping[str, UserHistory],
     *,
     catalog: Catalog | None = None,
     output: str | Path = "out/profiles.jsonl",
@@ -205,7 +206,7 @@ def extract_profiles(
     larger job (:mod:`interests.scale.ray_extract`): the item groups and the
     rating scale of the whole data set, instead of those of ``logs``.
     """
-    histories: Mapping[str, UserHistory] = getattr(logs, "histories", logs)
+    histories: Mapping[str, UserHistory] = logs if isinstance(logs, Mapping) else logs.histories
     if hash_key is not None:
         histories, users = pseudonymise(histories, users, hash_key)
     catalog = catalog if catalog is not None else getattr(logs, "catalog", None)

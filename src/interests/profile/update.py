@@ -48,6 +48,7 @@ from .skeleton_grounding import event_mass, ground_skeleton
 from .store import append_lines, done_users, iter_jsonl, read_profiles, repair, replace_lines
 
 if TYPE_CHECKING:
+    from ..ingest.logs import Logs
     from ..taxonomy.model import Taxonomy
 
 #: a domain whose weight moves by this much (absolute share of events) needs new words
@@ -401,7 +402,7 @@ def read_history(path: str | Path, user_id: str | None = None) -> list[dict[str,
 
 
 def update_profiles(
-    logs: Any,
+    logs: Logs | Mapping[str, UserHistory],
     *,
     profiles: str | Path = "out/profiles.jsonl",
     catalog: Catalog | None = None,
@@ -431,7 +432,7 @@ def update_profiles(
     ``users`` limits the run to those ids. Users with an error record and no
     profile are retried only with ``retry_errors``.
     """
-    histories: Mapping[str, UserHistory] = getattr(logs, "histories", logs)
+    histories: Mapping[str, UserHistory] = logs if isinstance(logs, Mapping) else logs.histories
     catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
     output = Path(profiles)
     staged, hist = sibling_path(output, "update"), sibling_path(output, "history")

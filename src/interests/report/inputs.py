@@ -6,10 +6,9 @@ pipeline wrote, so the SDK and the CLI share one code path.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import ValidationError
 
@@ -18,6 +17,9 @@ from ..events import Catalog, UserHistory
 from ..profile.privacy import hashed_profiles, match_ids
 from ..profile.store import iter_jsonl
 from ..schema import ErrorRecord, InterestProfile, QuarantinedRow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..taxonomy.model import Taxonomy
 
 PathLike: TypeAlias = "str | Path"
 ProfilesInput: TypeAlias = "str | Path | Iterable[InterestProfile]"
@@ -67,8 +69,9 @@ def load_quarantine(rows: PathLike | Sequence[QuarantinedRow] | None) -> list[Qu
 def load_catalog(catalog: PathLike | Catalog | None) -> Catalog | None:
     if catalog is None or isinstance(catalog, Catalog):
         return catalog
-    ingest = importlib.import_module("interests.ingest")
-    return ingest.read_catalog(catalog)
+    from ..ingest import read_catalog
+
+    return read_catalog(catalog)
 
 
 def load_logs(
@@ -86,13 +89,14 @@ def load_logs(
         if isinstance(logs, Mapping):
             return dict(logs), load_catalog(catalog), None
         paths = [logs] if isinstance(logs, (str, Path)) else list(logs)
-        ingest = importlib.import_module("interests.ingest")
+        from ..ingest import read_logs
+
         kwargs: dict[str, Any] = {}
         if catalog is not None:
             kwargs["catalog"] = catalog
         if users is not None and not hashed_profiles(users):  # pseudonyms are matched after hashing
             kwargs["users"] = set(users)
-        logs = ingest.read_logs(paths, **kwargs)
+        logs = read_logs(paths, **kwargs)
     cat = catalog if isinstance(catalog, Catalog) else getattr(logs, "catalog", None)
     if cat is None:
         cat = load_catalog(catalog)
@@ -107,17 +111,15 @@ def load_logs(
     return dict(histories), cat, rows
 
 
-def load_taxonomy(taxonomy: PathLike | Any | None) -> Any | None:
-    """A taxonomy object (anything with ``.domains``); a folder is loaded by :mod:`interests.taxonomy`."""
+def load_taxonomy(taxonomy: PathLike | Taxonomy | None) -> Taxonomy | None:
+    """A :class:`~interests.taxonomy.Taxonomy`, or one loaded from its folder."""
     if taxonomy is None or not isinstance(taxonomy, (str, Path)):
         return taxonomy
     if not Path(taxonomy).exists():
         raise ConfigError(f"taxonomy folder not found: {taxonomy}")
-    module = importlib.import_module("interests.taxonomy")
-    loader = getattr(module, "Taxonomy", None)
-    if loader is None or not hasattr(loader, "load"):
-        raise ConfigError("interests.taxonomy has no Taxonomy.load yet; render without --taxonomy")
-    return loader.load(Path(taxonomy))
+    from ..taxonomy.model import Taxonomy
+
+    return Taxonomy.load(Path(taxonomy))
 
 
 __all__ = [

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
@@ -49,6 +49,9 @@ from .recommendations import (
     recommendations_from_model,
 )
 from .views import IndexView, UserView, index_view, slug, user_view
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..taxonomy.model import Taxonomy
 
 Format = Literal["html", "md"]
 DEFAULT_SECTIONS = 200
@@ -169,7 +172,7 @@ def render_report(
     all_users: bool = False,
     logs: LogsInput | None = None,
     catalog: PathLike | Catalog | None = None,
-    taxonomy: Any | None = None,
+    taxonomy: PathLike | Taxonomy | None = None,
     recommendations: RecommendationsInput | None = None,
     model: Recommender | PathLike | None = None,
     k: int = 5,

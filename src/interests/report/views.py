@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
@@ -32,6 +32,9 @@ from ..stats import weekly_grid
 from . import charts
 from .evidence import EvidenceItem, events_by_item, evidence_items
 from .recommendations import Recommendation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..taxonomy.model import Taxonomy
 
 MAX_MONTHS = 48
 NOT_CITED = "items not cited as evidence"
@@ -325,7 +328,9 @@ class DomainRow:
     topics: list[str] = field(default_factory=list)
 
 
-def domain_distribution(profiles: Sequence[InterestProfile], taxonomy: Any | None = None) -> list[DomainRow]:
+def domain_distribution(
+    profiles: Sequence[InterestProfile], taxonomy: Taxonomy | None = None
+) -> list[DomainRow]:
     """Domains of the run, most users first.
 
     From a taxonomy (anything with ``.domains`` whose entries have ``label``,
@@ -413,7 +418,7 @@ def index_view(
     profiles: Sequence[InterestProfile],
     users: Sequence[UserView],
     *,
-    taxonomy: Any | None = None,
+    taxonomy: Taxonomy | None = None,
     errors: Sequence[ErrorRecord] = (),
     quarantine: Sequence[QuarantinedRow] = (),
     quarantine_shown: int = 500,
