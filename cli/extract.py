@@ -69,6 +69,48 @@ def _progress(total: int) -> Any:
     )
 
 
+def _ray_address(value: str | None) -> str | None:
+    """Checked while parsing, before a log file swallowed by ``--ray LOGS`` turns into "missing LOGS"."""
+    if value is None:
+        return None
+    from interests.errors import ConfigError
+    from interests.scale.ray_extract import check_address
+
+    try:
+        return check_address(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+class _NoBackend:
+    """With --ray the engines live in the actors: nothing to start or close here."""
+
+    def close(self) -> None:
+        pass
+
+
+def _backend_spec(opts: dict[str, Any]) -> Any:
+    """What each Ray actor builds: its own engine, or a client of one of the comma-separated --server URLs."""
+    from interests.scale.ray_extract import BackendSpec
+
+    servers = tuple(u.strip() for u in (opts["server"] or "").split(",") if u.strip())
+    if servers:
+        client = {
+            "api_key": opts["api_key"],
+            "concurrency": opts["concurrency"],
+            "timeout": opts["timeout"],
+            "max_model_len": opts["max_model_len"],
+        }
+        return BackendSpec(model=opts["served_model"], servers=servers, client=client)
+    engine = {
+        "max_model_len": opts["max_model_len"] or 4096,
+        "tensor_parallel_size": opts["tensor_parallel_size"],
+        "enforce_eager": opts["enforce_eager"],
+        "dtype": opts["dtype"],
+    }
+    return BackendSpec(model=opts["model"], engine=engine)
+
+
 @click.command()
 @click.argument("logs", nargs=-1, required=True)
 @click.option(
@@ -131,6 +173,37 @@ def _progress(total: int) -> Any:
     is_flag=True,
     help="Write keyed pseudonyms (h_ + HMAC-SHA256) instead of user ids; key from $INTERESTS_HASH_KEY.",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    callback=lambda ctx, param, value: _ray_address(value),
+    help="Extract on a Ray cluster, one engine per actor: alone, a new local cluster; or auto, "
+    "ray://HOST:10001, HOST:6379 (write --ray=ADDRESS, or put it after LOGS). Needs interests[ray].",
+)
+@click.option(
+    "--actors",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Ray actors, each with its own engine (or one of the comma-separated --server URLs) "
+    "[default: as many as the cluster holds].",
+)
+@click.option(
+    "--actor-cpus",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="CPUs each Ray actor asks for.",
+)
+@click.option(
+    "--actor-gpus",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GPUs each Ray actor asks for [default: --tensor-parallel-size where the cluster has GPUs, else 0].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run's counts as JSON on stdout.")
 @sdk_command
 def extract(
@@ -150,15 +223,25 @@ def extract(
     hash_user_ids: bool,
     as_json: bool,
     half_life_days: float | None,
+    ray_address: str | None,
+    actors: int | None,
+    actor_cpus: float,
+    actor_gpus: float | None,
     **options: Any,
 ) -> None:
     """Write a hierarchical interest profile for every user in LOGS (files, folders or - for stdin)."""
-    from interests.profile.extract import extract_profiles
+    from interests.profile.extract import ExtractResult, extract_profiles
     from interests.profile.privacy import key_from_env
 
     hash_key = key_from_env() if hash_user_ids else None  # fail before reading anything
     if taxonomy_dir and structure != "data":
         raise click.UsageError("--taxonomy groups items for --structure data only")
+    if ray_address is None and (actors is not None or actor_gpus is not None or actor_cpus != 1.0):
+        raise click.UsageError("--actors, --actor-cpus and --actor-gpus go with --ray")
+    if ray_address is not None:
+        from interests.scale.ray_extract import require_ray
+
+        require_ray()  # fail before reading the logs
     selected = user_list(user)
     log_opts, backend_opts = split_options(options)
     parsed = read_logs_for(logs, output, users=selected, **log_opts)
@@ -167,7 +250,7 @@ def extract(
         from interests.taxonomy import Taxonomy
 
         taxonomy = Taxonomy.load(taxonomy_dir)
-    backend = make_backend(**backend_opts)
+    backend: Any = make_backend(**backend_opts) if ray_address is None else _NoBackend()
     n = len(parsed.histories) if limit is None else min(limit, len(parsed.histories))
     plain_progress = not _bar_shown()
     with _progress(n) as bar:
@@ -179,29 +262,47 @@ def extract(
             if plain_progress:
                 note(progress_line(done, n, res.errors, res.attempted, res.seconds))
 
+        common: dict[str, Any] = {
+            "output": output,
+            "errors": errors,
+            "batch_size": batch_size,
+            "limit": limit,
+            "max_new_tokens": max_new_tokens,
+            "max_items": max_items,
+            "prompt_dir": prompt_dir,
+            "tz": log_opts["tz"],
+            "redact": redact,
+            "retry_errors": retry_errors,
+            "on_batch": advance,
+            "structure": structure,
+            "taxonomy": taxonomy,
+            "hash_key": hash_key,
+            "half_life_days": half_life_days,
+        }
+        res: ExtractResult
         try:
-            res = extract_profiles(
-                parsed,
-                output=output,
-                errors=errors,
-                backend=backend,
-                batch_size=batch_size,
-                limit=limit,
-                max_new_tokens=max_new_tokens,
-                max_items=max_items,
-                prompt_dir=prompt_dir,
-                tz=log_opts["tz"],
-                redact=redact,
-                retry_errors=retry_errors,
-                on_batch=advance,
-                structure=structure,  # type: ignore[arg-type]
-                taxonomy=taxonomy,
-                hash_key=hash_key,
-                half_life_days=half_life_days,
-            )
+            if ray_address is not None:
+                from interests.scale.ray_extract import extract_profiles_ray
+
+                res = extract_profiles_ray(
+                    parsed,
+                    address=ray_address,
+                    actors=actors,
+                    actor_cpus=actor_cpus,
+                    actor_gpus=actor_gpus,
+                    backend=_backend_spec(backend_opts),
+                    **common,
+                )
+            else:
+                res = extract_profiles(parsed, backend=backend, **common)
         finally:
             backend.close()
     tok_s = res.output_tokens / res.engine_seconds if res.engine_seconds else 0.0
+    if ray_address is not None:
+        note(
+            f"ray: {getattr(res, 'actors', 0)} actors, partitions of {getattr(res, 'partition_sizes', [])} "
+            f"users, {getattr(res, 'actor_failures', 0)} batches sent again after an actor died"
+        )
     note(
         f"users: {res.users_selected} selected, {res.users_skipped} already done, {res.profiles} profiles, "
         f"{res.errors} errors ({res.valid_first_try} valid on the first try, {res.retries} retries, "

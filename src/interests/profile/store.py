@@ -48,11 +48,20 @@ def repair(path: str | Path) -> int:
         return size - pos
 
 
-def append_lines(path: str | Path, records: Iterable[BaseModel | dict[str, Any]]) -> int:
-    """Append records as JSON lines in one write, then fsync. Returns the count."""
+def append_lines(path: str | Path, records: Iterable[BaseModel | dict[str, Any] | str]) -> int:
+    """Append records as JSON lines in one write, then fsync. Returns the count.
+
+    A ``str`` record is a line already serialised (without its newline), as
+    the Ray actors send them back (:mod:`interests.scale.ray_extract`).
+    """
     lines = []
     for r in records:
-        text = r.model_dump_json() if isinstance(r, BaseModel) else json.dumps(r, ensure_ascii=False)
+        if isinstance(r, str):
+            text = r
+        elif isinstance(r, BaseModel):
+            text = r.model_dump_json()
+        else:
+            text = json.dumps(r, ensure_ascii=False)
         lines.append(text + "\n")
     if not lines:
         return 0

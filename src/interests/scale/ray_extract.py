@@ -1,0 +1,512 @@
+"""Profile extraction across a Ray cluster: one engine per actor, one writer on the driver.
+
+The driver reads the logs, decides what is left to do exactly as
+:func:`~interests.profile.extract.extract_profiles` does (users with a record
+in ``profiles.jsonl`` or ``profiles.errors.jsonl`` are skipped), computes
+what must be shared by every user (the item groups, the rating scale, the
+reference time) and splits the remaining users into ``actors`` partitions by
+a stable hash of the user id. Each partition is sent, one batch at a time, to
+its own actor; an actor holds one backend (an in-process vLLM engine, or a
+client of one of the ``--server`` URLs) and runs the unchanged
+``extract_profiles`` on each batch. An actor that runs out of its own
+partition takes batches from the longest one left.
+
+Only the driver writes, and it writes a batch with the store's atomic append
+as soon as the batch comes back, so:
+
+* every user ends with exactly one profile or error record (a single writer,
+  which also drops a user it has already written);
+* a killed actor loses only the batch it had in flight: Ray restarts it
+  (a new engine) and the batch is sent again; a batch that kills its
+  actor three times becomes error records instead of a crash loop;
+* a killed driver takes its actors (and their engines) with it, and the
+  same command resumes from the files, without duplicates;
+* no shared file system is needed: results travel back through Ray.
+
+Nothing here is imported by ``import interests``; Ray is imported when
+:func:`extract_profiles_ray` runs (``pip install 'interests[ray]'``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BackendError, ConfigError
+from ..events import Catalog, UserHistory
+from ..llm.base import Backend
+from ..profile.extract import ExtractResult, extract_profiles, run_groups, sibling_path
+from ..profile.grounding import now_iso
+from ..profile.privacy import check_resume_ids, pseudonymise
+from ..profile.signals import dataset_reference
+from ..profile.store import append_lines, done_users, repair, rewrite_without
+from ..schema import ErrorRecord
+
+if TYPE_CHECKING:
+    from ..taxonomy.model import Taxonomy
+
+#: batches each actor holds at once. One: a dead actor then lost exactly the batch it was running
+#: (the one to blame for a poison batch), and the engine's wait for the next one is one round trip
+#: (milliseconds against a batch's seconds to minutes).
+IN_FLIGHT_PER_ACTOR = 1
+#: seconds between probes of an actor that Ray is restarting, and how long it may take (engine load)
+RESTART_POLL_S = 0.5
+RESTART_TIMEOUT_S = 900.0
+#: a batch whose actor died this many times is written as error records (a poison batch, e.g. out of memory)
+BATCH_DEATHS = 3
+#: the counters of each batch's run that add up to the job's
+_SUMMED = (
+    "valid_first_try",
+    "retries",
+    "truncated_prompts",
+    "prompt_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "engine_seconds",
+)
+_ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+)$")
+RAY_MISSING = "distributed extraction needs Ray: pip install 'interests[ray]'"
+
+
+def partition_of(user_id: str, partitions: int) -> int:
+    """The partition of ``user_id`` among ``partitions``: stable across processes, runs and machines.
+
+    BLAKE2b of the UTF-8 id, not Python's ``hash()`` (salted per process).
+    """
+    digest = hashlib.blake2b(str(user_id).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
+
+
+def check_address(address: str | None) -> str | None:
+    """A valid ``--ray`` value: ``local`` (also ``""``), ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``."""
+    if address is None or address == "":
+        return None if address is None else "local"
+    if not _ADDRESS.match(address):
+        raise ConfigError(
+            f"--ray {address!r} is not a Ray address: give nothing (a local cluster), auto, "
+            "ray://HOST:10001 or HOST:6379 (write --ray=ADDRESS or put --ray after the log files)"
+        )
+    return address
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """How each actor builds its backend: sent to the actors, so the engine itself never travels.
+
+    With ``servers`` the actors use the OpenAI-compatible servers, actor
+    ``i`` the ``i % len(servers)``-th; otherwise each actor starts its own
+    in-process vLLM engine on ``model``. ``engine`` holds
+    :class:`~interests.llm.vllm_local.VLLMBackend` keyword arguments,
+    ``client`` :class:`~interests.llm.server.ServerBackend` ones.
+    """
+
+    model: str | None = None
+    servers: tuple[str, ...] = ()
+    engine: Mapping[str, Any] = field(default_factory=dict)
+    client: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def gpus(self) -> int:
+        """GPUs one engine needs (its tensor-parallel size)."""
+        return 0 if self.servers else int(self.engine.get("tensor_parallel_size", 1) or 1)
+
+    def __call__(self, index: int) -> Backend:
+        if self.servers:
+            from ..llm.server import ServerBackend
+
+            return ServerBackend(
+                self.servers[index % len(self.servers)], model=self.model, **dict(self.client)
+            )
+        from ..llm.vllm_local import VLLMBackend
+
+        return VLLMBackend(self.model, **dict(self.engine))
+
+
+@dataclass
+class RayExtractResult(ExtractResult):
+    """:class:`ExtractResult` plus what the cluster did."""
+
+    actors: int = 0
+    actor_cpus: float = 0.0
+    actor_gpus: float = 0.0
+    actor_failures: int = 0  # calls lost to a dead actor (each batch was sent again)
+    partition_sizes: list[int] = field(default_factory=list)
+    #: seconds from the start of the job until each actor was up (its engine loaded); the job's
+    #: ``seconds`` include them
+    actor_start_seconds: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Batch:
+    partition: int
+    users: list[str]
+    deaths: int = 0
+
+
+Line = tuple[str, str]  # (user id, the record's JSON text)
+
+
+def _lines(path: Path) -> list[Line]:
+    """Every complete line of a JSON Lines file with its user id."""
+    with path.open(encoding="utf-8") as f:
+        lines = [line.rstrip("\n") for line in f if line.endswith("\n") and line.strip()]
+    return [(str(json.loads(line)["user_id"]), line) for line in lines]
+
+
+class _Extractor:
+    """One Ray actor: one backend, ``extract_profiles`` on each batch it is sent."""
+
+    def __init__(
+        self,
+        index: int,
+        make_backend: Callable[[int], Backend],
+        catalog: Catalog | None,
+        shared: dict[str, Any],
+        options: dict[str, Any],
+    ) -> None:
+        self.backend = make_backend(index)
+        start = getattr(self.backend, "start", None)
+        if callable(start):
+            start()  # load the engine now, on every actor at once, not inside the first batch
+        self.catalog, self.shared, self.options = catalog, shared, options
+
+    def extract(self, histories: dict[str, UserHistory]) -> tuple[list[Line], list[Line], dict[str, Any]]:
+        """The batch's profile and error lines, ``(user_id, JSON text)``, and the run's counts.
+
+        The usual loop writes them to a scratch file; they travel back as text, so the
+        driver writes them without parsing or serialising them again.
+        """
+        with tempfile.TemporaryDirectory(prefix="interests-ray-") as tmp:
+            out = Path(tmp) / "part.jsonl"
+            res = extract_profiles(
+                histories,
+                catalog=self.catalog,
+                output=out,
+                backend=self.backend,
+                batch_size=max(1, len(histories)),
+                **self.shared,
+                **self.options,
+            )
+            return _lines(out), _lines(sibling_path(out, "errors")), res.to_dict()
+
+    def ready(self) -> int:
+        """Answers once the actor (and its engine) is up: the process id."""
+        return os.getpid()
+
+    def close(self) -> None:
+        """Shut the engine down (a killed actor's engine exits by itself: see ``llm.lifeline``)."""
+        self.backend.close()
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or a :class:`ConfigError` naming the extra to install."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(RAY_MISSING) from exc
+    return ray
+
+
+def _fit(ray: Any, cpus: float, gpus: float) -> int:
+    """How many actors of this size the cluster holds in all (not only what is free now)."""
+    total = ray.cluster_resources()
+    fits = [int(total.get("CPU", 0) // cpus)] if cpus else []
+    if gpus:
+        fits.append(int(total.get("GPU", 0) // gpus))
+    return min(fits) if fits else 1
+
+
+def extract_profiles_ray(
+    logs: Any,
+    *,
+    catalog: Catalog | None = None,
+    output: str | Path = "out/profiles.jsonl",
+    errors: str | Path | None = None,
+    address: str | None = None,
+    actors: int | None = None,
+    actor_cpus: float = 1.0,
+    actor_gpus: float | None = None,
+    backend: Callable[[int], Backend] | None = None,
+    model: str | None = None,
+    batch_size: int = 32,
+    limit: int | None = None,
+    users: Collection[str] | None = None,
+    retry_errors: bool = False,
+    hash_key: bytes | None = None,
+    as_of: float | None = None,
+    taxonomy: Taxonomy | None = None,
+    structure: str = "data",
+    on_batch: Callable[[ExtractResult, int], None] | None = None,
+    max_actor_failures: int | None = None,
+    name_prefix: str | None = None,
+    **options: Any,
+) -> RayExtractResult:
+    """:func:`~interests.profile.extract.extract_profiles` with one engine per Ray actor.
+
+    ``address`` is ``None`` (the Ray this process is connected to, else a new
+    local cluster), ``"local"`` (a new local cluster), ``"auto"``,
+    ``"ray://HOST:10001"`` or ``"HOST:6379"``. ``actors`` defaults to as many
+    as the cluster holds, each asking for ``actor_cpus`` CPUs and
+    ``actor_gpus`` GPUs (default: the engine's tensor-parallel size where the
+    cluster has GPUs, else none). ``backend`` builds an actor's backend from
+    its index (a :class:`BackendSpec`, the default being the in-process engine
+    on ``model``); it is pickled to the actors, so it must be importable there.
+    The other arguments, and ``options`` (``max_attempts``, ``max_new_tokens``,
+    ``max_items``, ``prompt_dir``, ``tz``, ``redact``, ``skeleton_rules``,
+    ``half_life_days``), mean what they mean for ``extract_profiles``; the
+    output files are the same and a re-run (with or without Ray) resumes them.
+    ``name_prefix`` names the actors ``<prefix>-<index>`` (to find them with
+    ``ray.get_actor``); ``max_actor_failures`` (default 3 per actor) stops a
+    job whose actors keep dying.
+    """
+    ray = require_ray()
+    histories: Mapping[str, UserHistory] = getattr(logs, "histories", logs)
+    if hash_key is not None:
+        histories, users = pseudonymise(histories, users, hash_key)
+    catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
+    make_backend = backend if backend is not None else BackendSpec(model=model)
+    output = Path(output)
+    errors_path = Path(errors) if errors is not None else sibling_path(output, "errors")
+    for p in (output, errors_path):
+        repair(p)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.touch()
+    if retry_errors:
+        rewrite_without(errors_path, done_users(errors_path))
+    wanted = None if users is None else set(users)
+    order = [u for u in histories if wanted is None or u in wanted]
+    if limit is not None:
+        order = order[:limit]
+    done = done_users(output, errors_path)
+    check_resume_ids(done, hashed=hash_key is not None)
+    todo = [u for u in order if u not in done]
+
+    label = getattr(make_backend, "model", None) or model
+    result = RayExtractResult(output, errors_path, "ray", str(label or "default"))
+    result.users_selected, result.users_skipped = len(order), len(order) - len(todo)
+    result.errors_before = len((set(order) & done_users(errors_path)) - done_users(output))
+    if not todo:
+        return result
+
+    scale, latest = dataset_reference(histories.values())
+    if structure not in ("data", "model"):
+        raise ValueError(f"structure must be 'data' or 'model', not {structure!r}")
+    groups = run_groups(output, histories, catalog, taxonomy) if structure == "data" else None
+    shared = {
+        "structure": structure,
+        "groups": groups,
+        "rating_scale": scale,
+        "as_of": as_of if as_of is not None else latest,
+    }
+    started = not ray.is_initialized()
+    if started:
+        kind = check_address(address) or "local"
+        ray.init(
+            address=kind,
+            **({"include_dashboard": False} if kind == "local" else {}),
+            log_to_driver=True,
+        )
+    t0 = time.perf_counter()
+    pool: list[Any] = []
+    try:
+        gpus = actor_gpus
+        if gpus is None:
+            gpus = float(getattr(make_backend, "gpus", 0)) if ray.cluster_resources().get("GPU") else 0.0
+        fit = _fit(ray, actor_cpus, gpus)
+        if fit < 1:
+            raise ConfigError(
+                f"the Ray cluster has {ray.cluster_resources()} in all: not enough for one actor of "
+                f"{actor_cpus:g} CPUs and {gpus:g} GPUs (lower --actor-cpus / --actor-gpus or add nodes)"
+            )
+        n = actors if actors is not None else fit
+        n = max(1, min(n, len(todo)))
+        result.actors, result.actor_cpus, result.actor_gpus = n, actor_cpus, gpus
+        env = {k: v for k, v in os.environ.items() if k.startswith("VLLM_")}  # the driver's engine settings
+        actor_options: dict[str, Any] = {
+            "num_cpus": actor_cpus,
+            "num_gpus": gpus,
+            "max_restarts": -1,  # bounded by max_actor_failures below
+            "max_task_retries": 0,  # the driver re-sends lost batches itself (and counts them)
+        }
+        if env:
+            actor_options["runtime_env"] = {"env_vars": env}
+        extractor = ray.remote(_Extractor)
+        catalog_ref = ray.put(catalog)
+        for i in range(n):
+            name = {"name": f"{name_prefix}-{i}"} if name_prefix else {}
+            named = extractor.options(**actor_options, **name)
+            pool.append(named.remote(i, make_backend, catalog_ref, shared, dict(options)))
+
+        queues: list[deque[_Batch]] = [deque() for _ in range(n)]
+        parts: list[list[str]] = [[] for _ in range(n)]
+        for u in todo:
+            parts[partition_of(u, n)].append(u)
+        result.partition_sizes = [len(p) for p in parts]
+        for i, part in enumerate(parts):
+            queues[i].extend(_Batch(i, part[k : k + batch_size]) for k in range(0, len(part), batch_size))
+
+        _run(ray, pool, queues, histories, output, errors_path, result, on_batch, t0, max_actor_failures)
+    finally:
+        _stop(ray, pool)
+        if started:
+            ray.shutdown()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _stop(ray: Any, pool: list[Any], timeout: float = 60.0) -> None:
+    """Close every actor's engine (briefly waited for), then end the actors."""
+    try:
+        ray.get([actor.close.remote() for actor in pool], timeout=timeout)
+    except Exception:  # a dead or hung actor: killing it is enough, its engine follows it
+        pass
+    for actor in pool:
+        ray.kill(actor)
+
+
+def _next_batch(queues: Sequence[deque[_Batch]], slot: int) -> _Batch | None:
+    """The slot's own partition first; otherwise the tail of the longest partition left."""
+    if queues[slot]:
+        return queues[slot].popleft()
+    longest = max(range(len(queues)), key=lambda i: len(queues[i]))
+    return queues[longest].pop() if queues[longest] else None
+
+
+def _run(
+    ray: Any,
+    pool: list[Any],
+    queues: list[deque[_Batch]],
+    histories: Mapping[str, UserHistory],
+    output: Path,
+    errors_path: Path,
+    result: RayExtractResult,
+    on_batch: Callable[[ExtractResult, int], None] | None,
+    t0: float,
+    max_actor_failures: int | None,
+) -> None:
+    from ray.exceptions import RayActorError, WorkerCrashedError
+
+    lost = (RayActorError, WorkerCrashedError)
+    limit = max_actor_failures if max_actor_failures is not None else BATCH_DEATHS * len(pool)
+    inflight: dict[Any, tuple[int, _Batch]] = {}
+    written: set[str] = set()
+    # After an actor died, Ray restarts it; a cheap probe call tells when it answers again. Batches
+    # go to it only then, so a batch that fails is one the actor was running (Ray reports both a
+    # death mid-batch and a call sent during the restart as ActorUnavailableError).
+    probes: dict[Any, int] = {}
+    paused: dict[int, float] = {}  # slot -> when to probe it again
+    probe_failures = [0] * len(pool)
+
+    def submit(slot: int) -> None:
+        busy = slot in paused or slot in probes.values()
+        while not busy and sum(1 for s, _ in inflight.values() if s == slot) < IN_FLIGHT_PER_ACTOR:
+            batch = _next_batch(queues, slot)
+            if batch is None:
+                return
+            ref = pool[slot].extract.remote({u: histories[u] for u in batch.users})
+            inflight[ref] = (slot, batch)
+
+    def write(profiles: list[Line], records: list[Line]) -> int:
+        profiles = [(u, line) for u, line in profiles if u not in written]
+        records = [(u, line) for u, line in records if u not in written]
+        append_lines(output, [line for _, line in profiles])
+        append_lines(errors_path, [line for _, line in records])
+        written.update(u for u, _ in profiles)
+        written.update(u for u, _ in records)
+        result.profiles += len(profiles)
+        result.errors += len(records)
+        return len(profiles) + len(records)
+
+    def lost_batch(batch: _Batch) -> None:
+        result.actor_failures += 1
+        batch.deaths += 1
+        if result.actor_failures > limit:
+            raise BackendError(
+                f"extraction actors died {result.actor_failures} times (the Ray logs say why: out of "
+                "memory?); finished batches are saved: re-run the same command to resume"
+            )
+        if batch.deaths >= BATCH_DEATHS:
+            reason = f"the extraction actor died {batch.deaths} times on this user's batch"
+            records = [
+                (
+                    u,
+                    ErrorRecord(
+                        user_id=u, stage="generate", reason=reason, created_at=now_iso()
+                    ).model_dump_json(),
+                )
+                for u in batch.users
+            ]
+            write([], records)
+        else:
+            queues[batch.partition].appendleft(batch)  # the restarted actor (or another) takes it again
+
+    result.actor_start_seconds = [0.0] * len(pool)
+    for slot in range(len(pool)):  # batches go to an actor once it answers (its engine is loaded)
+        probes[pool[slot].ready.remote()] = slot
+    while inflight or probes or paused:
+        for slot, until in list(paused.items()):
+            if until <= time.monotonic():
+                del paused[slot]
+                probes[pool[slot].ready.remote()] = slot
+        waiting = [*inflight, *probes]
+        ready, _ = ray.wait(waiting, num_returns=1, timeout=RESTART_POLL_S) if waiting else ([], [])
+        if not ready:
+            time.sleep(0 if waiting else RESTART_POLL_S)
+            continue
+        ref = ready[0]
+        if ref in probes:
+            slot = probes.pop(ref)
+            try:
+                ray.get(ref)
+            except lost:
+                probe_failures[slot] += 1
+                if probe_failures[slot] * RESTART_POLL_S > RESTART_TIMEOUT_S:
+                    raise BackendError(
+                        f"extraction actor {slot} did not come back within {RESTART_TIMEOUT_S:g} s; "
+                        "finished batches are saved: re-run the same command to resume"
+                    ) from None
+                paused[slot] = time.monotonic() + RESTART_POLL_S
+            else:
+                probe_failures[slot] = 0
+                if not result.actor_start_seconds[slot]:
+                    result.actor_start_seconds[slot] = time.perf_counter() - t0
+            for other in range(len(pool)):
+                submit(other)
+            continue
+        slot, batch = inflight.pop(ref)
+        try:
+            profiles, records, counts = ray.get(ref)
+        except lost:
+            lost_batch(batch)
+            paused[slot] = time.monotonic()  # probe the restarted actor before sending it more
+        else:
+            n = write(profiles, records)
+            result.backend, result.model = counts["backend"], counts["model"]
+            for key in _SUMMED:
+                setattr(result, key, getattr(result, key) + counts[key])
+            for key, value in counts["redactions"].items():
+                result.redactions[key] = result.redactions.get(key, 0) + value
+            result.seconds = time.perf_counter() - t0
+            if on_batch is not None:
+                on_batch(result, n)
+        for other in range(len(pool)):
+            submit(other)
+
+
+__all__ = [
+    "BackendSpec",
+    "RayExtractResult",
+    "check_address",
+    "extract_profiles_ray",
+    "partition_of",
+    "require_ray",
+]
