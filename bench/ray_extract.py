@@ -68,7 +68,9 @@ def run_ray(logs: Any, users: list[str], out: Path, batch_size: int, actors: int
 
     cpus = os.cpu_count() or 1
     t0 = time.perf_counter()
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=cpus, include_dashboard=False, log_to_driver=False, _system_config={"worker_niceness": 0}
+    )
     try:
         init = time.perf_counter() - t0
         res = extract_profiles_ray(

@@ -84,7 +84,7 @@ def test_without_ray_the_option_names_the_extra(monkeypatch, tmp_path):
 def cluster():
     """A local Ray cluster with 2 CPUs, shut down (with every worker) at the end of the module."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _system_config={"worker_niceness": 0})
     # the scripted backends below live in this test module, which Ray's workers cannot import
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray.get_runtime_context().gcs_address

@@ -33,7 +33,9 @@ import hashlib
 import json
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -169,10 +171,15 @@ class _Extractor:
         self,
         index: int,
         make_backend: Callable[[int], Backend],
-        catalog: Catalog | None,
-        shared: dict[str, Any],
+        data: list[Any],
         options: dict[str, Any],
     ) -> None:
+        import ray
+
+        # ``data`` holds one object ref (catalogue and shared settings, put once for every actor):
+        # nested, so Ray keeps it for restarts without warning about restartable actors whose
+        # arguments live in the object store
+        catalog, shared = ray.get(data[0])
         self.backend = make_backend(index)
         start = getattr(self.backend, "start", None)
         if callable(start):
@@ -214,6 +221,21 @@ def require_ray() -> Any:
     except ImportError as exc:
         raise ConfigError(RAY_MISSING) from exc
     return ray
+
+
+def _connect(ray: Any, address: str) -> None:
+    """``ray.init``, keeping this process's SIGTERM handling (Ray's own aborts the process).
+
+    A local cluster started here runs its workers at the driver's priority: Ray lowers
+    workers' priority by 15 by default (``worker_niceness``), which on a shared machine
+    starved the engines in the actors against the same engine in one process.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    local = {"include_dashboard": False, "_system_config": {"worker_niceness": 0}}
+    ray.init(address=address, log_to_driver=True, **(local if address == "local" else {}))
+    if main and callable(previous):  # e.g. the CLI's SIGTERM-as-Ctrl-C: finished batches are kept
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fit(ray: Any, cpus: float, gpus: float) -> int:
@@ -309,12 +331,7 @@ def extract_profiles_ray(
     }
     started = not ray.is_initialized()
     if started:
-        kind = check_address(address) or "local"
-        ray.init(
-            address=kind,
-            **({"include_dashboard": False} if kind == "local" else {}),
-            log_to_driver=True,
-        )
+        _connect(ray, check_address(address) or "local")
     t0 = time.perf_counter()
     pool: list[Any] = []
     try:
@@ -340,11 +357,11 @@ def extract_profiles_ray(
         if env:
             actor_options["runtime_env"] = {"env_vars": env}
         extractor = ray.remote(_Extractor)
-        catalog_ref = ray.put(catalog)
+        data = ray.put((catalog, shared))
         for i in range(n):
             name = {"name": f"{name_prefix}-{i}"} if name_prefix else {}
             named = extractor.options(**actor_options, **name)
-            pool.append(named.remote(i, make_backend, catalog_ref, shared, dict(options)))
+            pool.append(named.remote(i, make_backend, [data], dict(options)))
 
         queues: list[deque[_Batch]] = [deque() for _ in range(n)]
         parts: list[list[str]] = [[] for _ in range(n)]
