@@ -144,6 +144,38 @@ def train(
     help="Re-rank across L1 domains (0 off .. 1 strongest).",
 )
 @click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    metavar="NAME|ID",
+    help="Steer: only items of this domain (taxonomy domain, else catalogue category); repeat for several.",
+)
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    metavar="NAME|ID",
+    help="Steer: only items of this taxonomy topic (or catalogue category); repeat for several.",
+)
+@click.option(
+    "--avoid",
+    multiple=True,
+    metavar="NAME|ID",
+    help="Steer: no items of this domain, topic or category; repeat for several.",
+)
+@click.option(
+    "--mix",
+    metavar="NAME=SHARE,...",
+    help='Steer: shares of the list per node, e.g. "jazz=0.6,sci-fi=0.4" (or 60%,40%).',
+)
+@click.option(
+    "--explore",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Give the last N slots to domains the user has not touched (from domain transitions).",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print a JSON list, one {user_id, items} object a user."
 )
 @sdk_command
@@ -155,21 +187,45 @@ def recommend(
     k: int,
     explain: bool,
     diverse: float,
+    domains: tuple[str, ...],
+    topics: tuple[str, ...],
+    avoid: tuple[str, ...],
+    mix: str | None,
+    explore: int,
     as_json: bool,
 ) -> None:
-    """Recommend items for users of a trained MODEL_DIR, with reasons."""
+    """Recommend items for users of a trained MODEL_DIR, with reasons; steer it by nodes of the
+    hierarchy (--domain, --topic, --avoid, --mix) or open new domains (--explore)."""
     from interests.pipeline import recommend as run
     from interests.recsys.explain import reason_lines
 
     seen = [i.strip() for i in (items or "").split(",") if i.strip()]
-    out = run(model_dir, user_list(user) or [], k=k, explain=explain, diverse=diverse, items=seen, text=text)
+    out = run(
+        model_dir,
+        user_list(user) or [],
+        k=k,
+        explain=explain,
+        diverse=diverse,
+        items=seen,
+        text=text,
+        domains=domains,
+        topics=topics,
+        avoid=avoid,
+        mix=mix,
+        explore=explore,
+    )
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False))  # always a list, one object a user
         return
     for block in out:
         click.echo(f"user {block['user_id']}")
         for n, rec in enumerate(block["items"], 1):
-            click.echo(f"{n:>3}. {rec['title'] or rec['item_id']}  [{rec['item_id']}]  {rec['score']:.3f}")
+            where = ""
+            if not explain:  # with --explain the reason lines say it
+                where = f"  ({rec['source']}: {rec['node']})" if rec.get("node") else f"  ({rec['source']})"
+            click.echo(
+                f"{n:>3}. {rec['title'] or rec['item_id']}  [{rec['item_id']}]  {rec['score']:.3f}{where}"
+            )
             for line in reason_lines(rec):
                 click.echo(f"       {line}")
 

@@ -152,7 +152,7 @@ def test_explain_with_taxonomy_nodes_sum_to_the_taxonomy_group(world) -> None:  
     ex = model.explain("p2", "g2_7")
     assert {n for n, _ in ex.nodes} <= {"d1", "t1"}  # labels where the taxonomy has them, else ids
     assert sum(v for _, v in ex.nodes) == pytest.approx(ex.groups["taxonomy"], abs=1e-5)
-    assert ex.item_node == "d1 / t1"
+    assert ex.item_node == "d1 > t1"
 
 
 def test_cold_start_from_items_profile_or_text(trained: TwoTower, world) -> None:  # type: ignore[no-untyped-def]

@@ -132,43 +132,58 @@ def recommend(
     diverse: float = 0.0,
     items: Sequence[str] | None = None,
     text: str | None = None,
+    domains: str | Sequence[str] | None = None,
+    topics: str | Sequence[str] | None = None,
+    avoid: str | Sequence[str] | None = None,
+    mix: str | Mapping[str, float] | None = None,
+    explore: int = 0,
 ) -> list[dict[str, Any]]:
     """What ``interests recommend --json`` prints: one ``{user_id, items}`` object a user.
 
     ``model`` is a :class:`TwoTower` or a saved model folder. Each item is
-    ``{item_id, title, score}``, plus with ``explain`` the reasons of
-    :func:`~interests.recsys.explain.explanation_json` (history items and interest
-    nodes behind the score). ``items``/``text`` describe a new user (cold start),
-    returned last as ``"(new user)"``.
+    ``{item_id, title, score, node, source}``: ``node`` is the hierarchy node the
+    item came from (``Domain > Topic`` of the taxonomy, the catalogue category, or the
+    steered / explored node), ``source`` one of ``history``, ``profile``, ``steering``,
+    ``exploration``. With ``explain`` the reasons of
+    :func:`~interests.recsys.explain.explanation_json` are added (history items and
+    interest nodes behind the score). ``domains``/``topics``/``avoid``/``mix`` steer the
+    list, ``explore`` gives that many slots to domains the user has not touched
+    (:meth:`TwoTower.recommend_items`). ``items``/``text`` describe a new user (cold
+    start), returned last as ``"(new user)"``.
     """
     from .errors import ConfigError
     from .recsys.explain import explanation_json
     from .recsys.recommender import TwoTower
+    from .recsys.steer import Steering
 
     if not isinstance(model, TwoTower):
         model = TwoTower.load(model)
     users = [users] if isinstance(users, str) else list(users)
     if not users and not items and not text:
         raise ConfigError("give users (known users) or items/text (a new user)")
-    targets = [(u, *model.recommend(u, k=k, diverse=diverse)) for u in users]
+    steer = Steering.of(domains, topics, avoid, mix)
+    opts: dict[str, Any] = {"k": k, "diverse": diverse, "steer": steer, "explore": explore}
+    targets = [(u, model.recommend_items(u, **opts)) for u in users]
     if items or text:
         targets.append(
-            ("(new user)", *model.recommend_new(list(items or []), text=text, k=k, diverse=diverse))
+            ("(new user)", model.recommend_new(list(items or []), text=text, as_items=True, **opts))
         )
     titles = dict(zip(model.known.item_ids, model.titles, strict=True)) if model.known else {}
     out: list[dict[str, Any]] = []
-    for user, ids, scores in targets:
-        recs = []
-        for iid, s in zip(ids, scores, strict=True):
+    for user, recs in targets:
+        rows = []
+        for r in recs:
             rec: dict[str, Any] = {
-                "item_id": str(iid),
-                "title": titles.get(str(iid), ""),
-                "score": round(float(s), 4),
+                "item_id": r.item_id,
+                "title": r.title,
+                "score": round(float(r.score), 4),
+                "node": r.node,
+                "source": r.source,
             }
             if explain and user != "(new user)":
-                rec |= explanation_json(model.explain(user, str(iid)), titles)
-            recs.append(rec)
-        out.append({"user_id": user, "items": recs})
+                rec |= explanation_json(model.explain(user, r.item_id), titles)
+            rows.append(rec)
+        out.append({"user_id": user, "items": rows})
     return out
 
 

@@ -1,6 +1,8 @@
 """The FastAPI app of ``interests api``: :func:`create_app` (mount it, or :func:`serve` it with uvicorn).
 
-Endpoints: ``GET /users/{user_id}/recommendations``, ``GET /users/{user_id}/profile``,
+Endpoints: ``GET /users/{user_id}/recommendations`` (steered by ``?domain=``,
+``?topic=``, ``?avoid=``, ``?mix=``; ``?explore=N`` slots for untouched domains,
+ordered by a Thompson-sampling bandit that posted events teach), ``GET /users/{user_id}/profile``,
 ``POST /events``, ``GET /healthz``, ``GET /metrics``, plus FastAPI's ``/docs``
 and ``/openapi.json``. Posted events are written to the events log (one
 write and fsync per request) and folded into the user's history at once, so
@@ -29,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 
+from interests.errors import ConfigError
 from interests.profile.store import append_lines, iter_jsonl, repair
 from interests.recsys.explain import explanation_json, reason_lines
 
@@ -50,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog
     from interests.profile.item_groups import ItemGroups
     from interests.recsys import TwoTower
+    from interests.recsys.explore import DomainBandit
     from interests.schema import InterestProfile
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,19 @@ class Service:
     events_log: Path | None
     api_key: str | None
     write_lock: threading.Lock
+    bandit: "DomainBandit"
+
+    def feedback(self, events: list[Posted]) -> int:
+        """Tell the explore bandit about posted events: an event in a domain an explore slot showed
+        the user is a success. Returns how many were."""
+        dom, _ = self.model.explore_domains()
+        index = self.model.known.item_index
+        hits = 0
+        for e in events:
+            d = int(dom[index[e.item_id]])
+            if d >= 0 and self.bandit.clicked(e.user_id, d):
+                hits += 1
+        return hits
 
     def post(self, events: list[Posted]) -> None:
         """Log ``events`` durably (one write + fsync), then fold them into the histories."""
@@ -139,6 +156,8 @@ def create_app(
     ``api_key``: required on every request but ``/healthz``. ``cache_bytes``:
     memory for cached per-user score rows (4 bytes an item a user).
     """
+    from interests.recsys.explore import DomainBandit
+
     check_key(api_key)
     store = UserStore(model.known, profiles)
     scorer = Scorer(model, store, ScoreCache(cache_bytes))
@@ -153,7 +172,9 @@ def create_app(
     )
     queue_box.append(refresh_queue)
     log_path = Path(events_log) if events_log is not None else None
-    service = Service(model, store, scorer, refresh_queue, metrics, log_path, api_key, threading.Lock())
+    service = Service(
+        model, store, scorer, refresh_queue, metrics, log_path, api_key, threading.Lock(), DomainBandit()
+    )
     if log_path is not None:
         _open_private(log_path)
         users, skipped = replay(log_path, store)
@@ -207,15 +228,47 @@ def create_app(
 
     UserId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS)]
 
+    def steering(
+        domain: list[str] | None, topic: list[str] | None, avoid: list[str] | None, mix: str | None
+    ) -> Any:
+        from interests.recsys.steer import Resolved, Steering
+
+        try:
+            return Resolved.of(Steering.of(domain, topic, avoid, mix), model.node_index)
+        except ConfigError as exc:
+            raise HTTPException(400, str(exc)) from None
+
     def recommend(
-        user_id: str, k: int, explain: bool, diverse: float, text: str | None, snap: Snapshot
+        user_id: str,
+        k: int,
+        explain: bool,
+        diverse: float,
+        text: str | None,
+        snap: Snapshot,
+        steer: Any = None,
+        explore: int = 0,
     ) -> Response:
-        recs, snap, row = scorer.recommend(user_id, k, diverse=diverse, text=text, snap=snap)
+        recs, snap, row = scorer.recommend_items(
+            user_id,
+            k,
+            diverse=diverse,
+            text=text,
+            snap=snap,
+            steer=steer,
+            explore=explore,
+            bandit=service.bandit if explore > 0 else None,
+        )
         items = []
-        for iid, score in recs:
-            rec: dict[str, Any] = {"item_id": iid, "score": round(score, 6), "title": titles.get(iid)}
+        for r in recs:
+            rec: dict[str, Any] = {
+                "item_id": r.item_id,
+                "score": round(r.score, 6),
+                "title": titles.get(r.item_id),
+                "node": r.node,
+                "source": r.source,
+            }
             if explain:
-                rec |= explanation_json(scorer.explain(snap, row, iid), titles)
+                rec |= explanation_json(scorer.explain(snap, row, r.item_id), titles)
                 rec["reasons"] = reason_lines(rec)
             items.append(rec)
         return JSONResponse({"user_id": user_id, "items": items, "source": snap.source})
@@ -229,12 +282,39 @@ def create_app(
         text: Annotated[
             str | None, Query(max_length=2000, description="Cold start only: a description of the user.")
         ] = None,
+        domain: Annotated[
+            list[str] | None,
+            Query(max_length=200, description="Steer: only items of this domain (repeat for several)."),
+        ] = None,
+        topic: Annotated[
+            list[str] | None,
+            Query(max_length=200, description="Steer: only items of this topic (repeat for several)."),
+        ] = None,
+        avoid: Annotated[
+            list[str] | None,
+            Query(max_length=200, description="Steer: no items of this domain, topic or category."),
+        ] = None,
+        mix: Annotated[
+            str | None, Query(max_length=2000, description='Steer: shares per node, "jazz=0.6,sci-fi=0.4".')
+        ] = None,
+        explore: Annotated[
+            int, Query(ge=0, le=100, description="Slots for domains the user has not touched (bandit).")
+        ] = 0,
     ) -> Response:
-        """Top-k items with scores: the user's history plus posted events, profile; cold start otherwise."""
+        """Top-k items with scores: the user's history plus posted events, profile; cold start otherwise.
+
+        Every item carries ``node`` (the hierarchy node it came from) and ``source``
+        (``history``, ``profile``, ``steering`` or ``exploration``).
+        """
         snap = store.snapshot(user_id)
-        if explain or scorer.cached(snap, text) is None:  # torch work: in the thread pool
-            return await run_in_threadpool(recommend, user_id, k, explain, diverse, text, snap)
-        return recommend(user_id, k, explain, diverse, text, snap)  # a top-k over a cached row: 0.2 ms
+        steer = steering(domain, topic, avoid, mix)
+        hit = scorer.cached(snap, text)
+        cheap = hit is not None and (snap.profile is None or "profile_wins" in hit.extra)
+        if explain or not cheap:  # torch work: in the thread pool
+            return await run_in_threadpool(
+                recommend, user_id, k, explain, diverse, text, snap, steer, explore
+            )
+        return recommend(user_id, k, explain, diverse, text, snap, steer, explore)  # a cached row: 0.2 ms
 
     @app.get("/users/{user_id}/profile", responses={404: {"model": ErrorOut}})
     def profile(user_id: UserId) -> Response:
@@ -268,6 +348,7 @@ def create_app(
             except OSError as exc:
                 log.error("events log write failed: %s", type(exc).__name__)
                 raise HTTPException(503, "could not write the events log; nothing was accepted") from None
+            service.feedback(accepted)
         metrics.events.labels("accepted").inc(len(accepted))
         metrics.events.labels("rejected").inc(len(rejected))
         users = {u: refresh_queue.submit(u) for u in dict.fromkeys(e.user_id for e in accepted)}

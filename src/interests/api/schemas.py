@@ -105,6 +105,16 @@ class ItemOut(BaseModel):
     item_id: str
     score: float
     title: str | None = None
+    node: str | None = Field(
+        default=None,
+        description="The hierarchy node the item came from: Domain > Topic of the taxonomy, the "
+        "catalogue category, or the steered / explored node.",
+    )
+    source: Literal["history", "profile", "steering", "exploration"] = Field(
+        default="history",
+        description="history or profile (which of the user's inputs raised its score more), "
+        "steering (drawn from a requested node) or exploration (an explore slot).",
+    )
     reasons: list[str] | None = Field(default=None, description="With explain=true: text lines.")
     because: list[Reason] | None = Field(default=None, description="With explain=true: history items.")
     nodes: list[NodeReason] | None = Field(default=None, description="With explain=true: interest nodes.")

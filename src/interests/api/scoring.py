@@ -19,7 +19,7 @@ still add up to the score that was served.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +30,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from interests.recsys import TwoTower
     from interests.recsys.data import Histories
     from interests.recsys.explain import Explanation
+    from interests.recsys.explore import DomainBandit
     from interests.recsys.features import UserFeatures
+    from interests.recsys.steer import Recommended, Resolved
 
     from .state import ScoreCache, Snapshot, UserStore
 
@@ -44,6 +46,7 @@ class Row:
     scores: np.ndarray
     query: Histories
     feats: UserFeatures
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # per-row caches (sources)
 
 
 class Scorer:
@@ -126,6 +129,70 @@ class Scorer:
         idx, vals = self.top(row.scores, k, diverse)
         ids = self.item_ids
         return [(ids[i], float(v)) for i, v in zip(idx.tolist(), vals.tolist(), strict=True)], snap, row
+
+    def recommend_items(
+        self,
+        user_id: str,
+        k: int,
+        *,
+        diverse: float = 0.0,
+        text: str | None = None,
+        snap: Snapshot | None = None,
+        steer: Resolved | None = None,
+        explore: int = 0,
+        bandit: DomainBandit | None = None,
+    ) -> tuple[list[Recommended], Snapshot, Row]:
+        """The list with each item's node and source, steered and/or with explore slots.
+
+        Without steering and exploration it is exactly :meth:`recommend`'s list. With a
+        ``bandit`` the explore domains are ordered by its Thompson sample and the shown
+        ones are recorded as trials (:class:`~interests.recsys.explore.DomainBandit`).
+        """
+        from interests.recsys.steer import Pick, Recommended, Resolved
+
+        snap = snap if snap is not None else self.store.snapshot(user_id)
+        row = self.row(snap, text)
+        m = self.model
+        steer = steer if steer is not None else Resolved([], [], [])
+        if steer.include or steer.avoid or steer.mix or explore > 0:
+            picks = m.steered_row(
+                row.scores,
+                row.query.items[0],
+                row.feats,
+                k,
+                steer=steer,
+                explore=explore,
+                diverse=diverse,
+                bandit=bandit,
+                user=user_id,
+            )
+        else:
+            idx, vals = self.top(row.scores, k, diverse)
+            index = m.node_index
+            picks = [
+                Pick(i, float(v), "model", index.item_node(i))
+                for i, v in zip(idx.tolist(), vals.tolist(), strict=True)
+            ]
+        if any(p.source == "model" for p in picks) and "profile_wins" not in row.extra:
+            from interests.recsys.explain import profile_wins
+
+            row.extra["profile_wins"] = profile_wins(m, row.query, row.feats)
+        wins = row.extra.get("profile_wins")
+        out = []
+        for p in picks:
+            source = p.source
+            if source == "model":
+                source = "profile" if (wins is not None and wins[p.item]) else "history"
+            out.append(
+                Recommended(
+                    self.item_ids[p.item], p.score, self.titles.get(self.item_ids[p.item], ""), p.node, source
+                )
+            )
+        if bandit is not None:
+            shown = [p.domain for p in picks if p.source == "exploration" and p.domain >= 0]
+            if shown:
+                bandit.shown(user_id, shown)
+        return out, snap, row
 
     # ---- explaining ----------------------------------------------------------------------------
     def explain(self, snap: Snapshot, row: Row, item_id: str) -> Explanation:

@@ -20,7 +20,7 @@ are not reasons and are left out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -135,10 +135,7 @@ def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) 
     for iid, v in history:
         if iid in cited:
             by_node[cited[iid]] = by_node.get(cited[iid], 0.0) + v
-    item_node = None
-    if model.nodes.n_topics and model.nodes.topic[i] >= 0:
-        nd = model.nodes
-        item_node = f"{nd.name(nd.domain_ids[nd.domain[i]])} / {nd.name(nd.topic_ids[nd.topic[i]])}"
+    item_node = model.node_index.item_node(i)  # Domain > Topic, else the catalogue category
     score = offset + sum(groups_out.values())
     return Explanation(
         user_id,
@@ -151,6 +148,48 @@ def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) 
         sorted(by_node.items(), key=lambda x: -abs(x[1])),
         item_node,
     )
+
+
+def profile_wins(model: Any, query: Any, feats: Any) -> np.ndarray:
+    """For every item, whether one user's profile groups add more to its fused score than the history's.
+
+    The fused score splits exactly into input groups (:func:`explain_score`): the
+    profile's are its text and its weights over the taxonomy, the history's are the
+    history pooling and the EASE backbone. A user without a profile: all ``False``.
+    """
+    import torch
+
+    n = model.known.n_items
+    if not bool(np.asarray(feats.has_profile).reshape(-1)[0]):
+        return np.zeros(n, dtype=bool)
+    net, cfg = model.net, model.config
+    with torch.no_grad():
+        vecs = net.item_vectors()
+        groups = net.group_vectors(
+            model._hist_tensor(query),
+            torch.tensor(feats.profile),
+            torch.tensor(feats.taxonomy),
+            torch.tensor(feats.l3),
+            item_vecs=vecs,
+        )
+        u = sum(groups.values()) + net.user_bias
+        tw_all = (u @ vecs.T).numpy()[0].astype(np.float64)
+        part = {g: (groups[g][0] @ vecs.T).numpy().astype(np.float64) for g in groups}
+    if model.backbone is not None:
+        a = 0.5 if cfg.fusion is None else float(cfg.fusion)
+        bb = model.backbone.score(query)[0].astype(np.float64)
+        sb, st = (1 - a) / (bb.std() + 1e-9), a / (tw_all.std() + 1e-9)
+    else:
+        sb, st, bb = 0.0, 1.0, np.zeros(n)
+    return np.asarray(st * (part["profile"] + part["taxonomy"]) > st * part["history"] + sb * bb)
+
+
+def pick_sources(model: Any, query: Any, feats: Any, items: Sequence[int]) -> list[str]:
+    """``"profile"`` or ``"history"`` for each of one user's recommended ``items`` (:func:`profile_wins`)."""
+    if not len(items):
+        return []
+    wins = profile_wins(model, query, feats)
+    return ["profile" if wins[i] else "history" for i in items]
 
 
 TOP = 3
@@ -169,13 +208,19 @@ def explanation_json(ex: Explanation, titles: Mapping[str, str], top: int = TOP)
 
 
 def reason_lines(rec: Mapping[str, Any]) -> list[str]:
-    """``["because: A; B; C", "interests: X; Y"]`` from :func:`explanation_json`'s fields."""
+    """``["because: A; B; C", "interests: X; Y", "from: Domain > Topic (history)"]``:
+    :func:`explanation_json`'s fields, then the item's node and source when the record has them."""
     lines = []
+    if rec.get("source"):
+        node = rec.get("node")
+        tail = [f"from: {node} ({rec['source']})" if node else f"from: {rec['source']}"]
+    else:
+        tail = []
     if rec.get("because"):
         lines.append("because: " + "; ".join(b["title"] or b["item_id"] for b in rec["because"]))
     if rec.get("nodes"):
         lines.append("interests: " + "; ".join(x["node"] for x in rec["nodes"]))
-    return lines
+    return lines + tail
 
 
-__all__ = ["TOP", "explain_score", "explanation_json", "reason_lines"]
+__all__ = ["TOP", "explain_score", "explanation_json", "pick_sources", "profile_wins", "reason_lines"]

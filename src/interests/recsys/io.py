@@ -1,9 +1,15 @@
 """Saving and loading a :class:`~interests.recsys.recommender.TwoTower` without pickle.
 
 A model folder holds ``config.json`` (format version, the config dataclass,
-item and user ids, titles, taxonomy node ids, training log) and
-``model.safetensors`` (network weights, the sparse EASE backbone, the text
-basis, per-user features and the known histories).
+item and user ids, titles, taxonomy node ids, catalogue category names,
+training log) and ``model.safetensors`` (network weights, the sparse EASE
+backbone, the text basis, per-user features, the known histories, every
+item's catalogue categories and the domain transition matrix used by
+exploration).
+
+Format 2 added the categories and the transitions; a format 1 folder still
+loads: it steers by taxonomy nodes only (no category names were kept) and
+rebuilds the transitions from its saved training histories on first use.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .recommender import TwoTower
 
 #: bumped when a saved model folder can no longer be read by this code
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: older formats this code still reads
+READABLE = (1, 2)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -59,6 +67,10 @@ def save_model(model: TwoTower, out: Path) -> Path:
         "nodes.topic_domain": model.nodes.topic_domain,
         "domains": model.domains,
     }
+    if model.categories is not None:
+        t |= {"categories.indptr": model.categories.indptr, "categories.indices": model.categories.indices}
+    if model.transitions is not None:
+        t |= model.transitions.to_arrays("explore.")
     save_file({n: np.ascontiguousarray(v) for n, v in t.items()}, str(out / WEIGHTS_FILE))
     meta = {
         "format_version": FORMAT_VERSION,
@@ -72,6 +84,7 @@ def save_model(model: TwoTower, out: Path) -> Path:
         "node_topic_ids": model.nodes.topic_ids,
         "node_labels": model.nodes.labels,
         "profile_nodes": model.profile_nodes,
+        "category_names": model.categories.names if model.categories is not None else None,
         "train_log": asdict(model.train_log) if model.train_log is not None else None,
     }
     (out / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -85,8 +98,10 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
 
     from .backbone import EaseBackbone
     from .data import Histories
+    from .explore import Transitions
     from .features import ItemNodes, UserFeatures
     from .model import TwoTowerConfig, TwoTowerNet
+    from .steer import ItemCategories
 
     if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise ConfigError(
@@ -94,9 +109,10 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
             "train one with `interests train`"
         )
     meta: dict[str, Any] = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE:
         raise ConfigError(
-            f"{folder}: model format {meta.get('format_version')} is not {FORMAT_VERSION}; retrain"
+            f"{folder}: model format {meta.get('format_version')} is not one of "
+            f"{', '.join(map(str, READABLE))}; retrain"
         )
     t = load_file(str(folder / WEIGHTS_FILE))
     cfg = TwoTowerConfig.from_dict(meta["config"])
@@ -133,8 +149,13 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     model.scale = (float(sc[0]), float(sc[1])) if sc else None
     model.ref_time = meta.get("ref_time")
     model.profile_nodes = meta.get("profile_nodes") or {}
+    if "categories.indptr" in t and meta.get("category_names") is not None:
+        model.categories = ItemCategories(
+            t["categories.indptr"], t["categories.indices"], list(meta["category_names"])
+        )
+    model.transitions = Transitions.from_arrays(t, "explore.")  # None in format 1: rebuilt on use
     model._frozen = True
     return model
 
 
-__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "load_model", "save_model"]
+__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "READABLE", "WEIGHTS_FILE", "load_model", "save_model"]

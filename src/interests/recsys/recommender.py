@@ -33,6 +33,7 @@ from .io import FORMAT_VERSION, load_model, save_model
 from .metrics import ndcg_at_k, top_k
 from .model import TwoTowerConfig
 from .rerank import mmr_rerank
+from .steer import ItemCategories, NodeIndex, Pick, Recommended, Resolved, Steering, pick
 
 if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog
@@ -71,6 +72,9 @@ class TwoTower:
         self.scale: tuple[float, float] | None = None
         self.ref_time: float | None = None
         self.profile_nodes: dict[str, dict[str, str]] = {}
+        self.categories: ItemCategories | None = None  # every catalogue category of every item
+        self.transitions: Any = None  # explore.Transitions between domains, from the training histories
+        self._node_index: NodeIndex | None = None
         self.train_log: Any = None
         self._encoder: Any = None
         self._item_vecs: Any = None  # item-tower output, cached once training is over
@@ -123,6 +127,7 @@ class TwoTower:
             else None
         )
         self.domains = item_domains(known.item_ids, catalog, assign)
+        self._fit_steering(known, catalog)
         cfg.n_domains, cfg.n_topics = self.nodes.n_domains, self.nodes.n_topics
         ratings = np.concatenate(known.ratings) if known.items else np.zeros(0)
         self.scale = rating_scale(ratings)
@@ -327,18 +332,85 @@ class TwoTower:
         return [idx[u] for u in user_ids]
 
     def recommend(
-        self, user_ids: str | Sequence[str], k: int = 10, *, filter_seen: bool = True, diverse: float = 0.0
+        self,
+        user_ids: str | Sequence[str],
+        k: int = 10,
+        *,
+        filter_seen: bool = True,
+        diverse: float = 0.0,
+        steer: Steering | None = None,
+        explore: int = 0,
+        domains: str | Sequence[str] | None = None,
+        topics: str | Sequence[str] | None = None,
+        avoid: str | Sequence[str] | None = None,
+        mix: str | Mapping[str, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` item ids and scores for one user (1-D arrays) or many (2-D)."""
+        """Top-``k`` item ids and scores for one user (1-D arrays) or many (2-D).
+
+        Steering (:mod:`interests.recsys.steer`): ``domains``/``topics`` draw the list from
+        those nodes of the hierarchy, ``avoid`` leaves nodes out, ``mix`` gives shares per
+        node (``"jazz=0.6,sci-fi=0.4"``); or pass a :class:`~interests.recsys.steer.Steering`
+        as ``steer``. ``explore``: that many last slots go to domains the user has not
+        touched (:mod:`interests.recsys.explore`). :meth:`recommend_items` gives the same
+        list with each item's node and source.
+        """
+        steering = _steering(steer, domains, topics, avoid, mix)
+        if not (steering.active or explore > 0):
+            self._check()
+            assert self.known is not None and self.feats is not None
+            one = isinstance(user_ids, str)
+            ids = [user_ids] if isinstance(user_ids, str) else list(user_ids)
+            rows = self._rows(ids)
+            query = self.known.take(rows)
+            scores = self.score(query, feats=self.feats.take(rows))
+            items, vals = self._top(scores, query if filter_seen else None, k, diverse)
+            return (items[0], vals[0]) if one else (items, vals)
+        lists = self.recommend_items(
+            user_ids, k, filter_seen=filter_seen, diverse=diverse, steer=steering, explore=explore
+        )
+        if isinstance(user_ids, str):
+            ids, vals = _arrays([lists])
+            return ids[0], vals[0]
+        return _arrays(lists)
+
+    def recommend_items(
+        self,
+        user_ids: str | Sequence[str],
+        k: int = 10,
+        *,
+        filter_seen: bool = True,
+        diverse: float = 0.0,
+        steer: Steering | None = None,
+        explore: int = 0,
+        domains: str | Sequence[str] | None = None,
+        topics: str | Sequence[str] | None = None,
+        avoid: str | Sequence[str] | None = None,
+        mix: str | Mapping[str, float] | None = None,
+    ) -> Any:
+        """:meth:`recommend` as :class:`~interests.recsys.steer.Recommended` items (one list, or
+        a list per user): each with its score, title, the node it came from (``Domain > Topic``
+        or the catalogue category) and its source (``history``, ``profile``, ``steering`` or
+        ``exploration``)."""
         self._check()
         assert self.known is not None and self.feats is not None
+        steering = _steering(steer, domains, topics, avoid, mix)
+        resolved = Resolved.of(steering, self.node_index)
         one = isinstance(user_ids, str)
         ids = [user_ids] if isinstance(user_ids, str) else list(user_ids)
         rows = self._rows(ids)
         query = self.known.take(rows)
-        scores = self.score(query, feats=self.feats.take(rows))
-        items, vals = self._top(scores, query if filter_seen else None, k, diverse)
-        return (items[0], vals[0]) if one else (items, vals)
+        feats = self.feats.take(rows)
+        scores = self.score(query, feats=feats)
+        out = []
+        for r in range(len(rows)):
+            row = scores[r].astype(np.float32, copy=True)
+            if filter_seen:
+                row[query.items[r]] = -np.inf
+            picks = self.steered_row(
+                row, query.items[r], feats.take([r]), k, steer=resolved, explore=explore, diverse=diverse
+            )
+            out.append(self._recommended(picks, query.take([r]), feats.take([r])))
+        return out[0] if one else out
 
     def recommend_new(
         self,
@@ -349,18 +421,147 @@ class TwoTower:
         k: int = 10,
         diverse: float = 0.0,
         user_id: str = "new",
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Cold start: a user given by a few item ids, a profile and/or a text description."""
+        steer: Steering | None = None,
+        explore: int = 0,
+        domains: str | Sequence[str] | None = None,
+        topics: str | Sequence[str] | None = None,
+        avoid: str | Sequence[str] | None = None,
+        mix: str | Mapping[str, float] | None = None,
+        as_items: bool = False,
+    ) -> Any:
+        """Cold start: a user given by a few item ids, a profile and/or a text description.
+
+        Steering and ``explore`` as in :meth:`recommend`; ``as_items=True`` returns
+        :class:`~interests.recsys.steer.Recommended` items instead of ``(ids, scores)``.
+        """
         self._check()
         assert self.known is not None
         query = self.known.with_users([user_id], [list(items)])
-        scores = self.score(
+        feats = self._features(
             query,
-            profiles={user_id: profile} if profile is not None else None,
-            texts={user_id: text} if text else None,
+            {user_id: profile} if profile is not None else None,
+            {user_id: text} if text else None,
         )
-        out_items, vals = self._top(scores, query, k, diverse)
-        return out_items[0], vals[0]
+        scores = self.score(query, feats=feats)
+        steering = _steering(steer, domains, topics, avoid, mix)
+        if not (steering.active or explore > 0 or as_items):
+            out_items, vals = self._top(scores, query, k, diverse)
+            return out_items[0], vals[0]
+        row = scores[0].astype(np.float32, copy=True)
+        row[query.items[0]] = -np.inf
+        picks = self.steered_row(
+            row,
+            query.items[0],
+            feats,
+            k,
+            steer=Resolved.of(steering, self.node_index),
+            explore=explore,
+            diverse=diverse,
+        )
+        recs = self._recommended(picks, query, feats)
+        if as_items:
+            return recs
+        ids, vals = _arrays([recs])
+        return ids[0], vals[0]
+
+    # ---- steering and exploration (interests.recsys.steer, interests.recsys.explore) -----------
+    def _fit_steering(self, known: Histories, catalog: Catalog | None) -> None:
+        """Catalogue categories of every item, and the domain transitions of the training users."""
+        from .explore import Transitions
+
+        self.categories = ItemCategories.from_catalog(known.item_ids, catalog)
+        self._node_index = None
+        dom, names = self.explore_domains()
+        self.transitions = Transitions.fit(known.items, dom, len(names))
+
+    @property
+    def node_index(self) -> NodeIndex:
+        """Every node the model can steer to (taxonomy domains and topics, catalogue categories)."""
+        if self._node_index is None:
+            self._node_index = NodeIndex.of(self)
+        return self._node_index
+
+    def explore_domains(self) -> tuple[np.ndarray, list[str]]:
+        """``(domain index of every item or -1, domain names)``: what exploration chooses among."""
+        return self.node_index.domain_space(self.domains)
+
+    def explore_transitions(self) -> Any:
+        """The domain transitions (:class:`~interests.recsys.explore.Transitions`); a model saved
+        without them rebuilds them once from its saved training histories."""
+        from .explore import Transitions
+
+        if self.transitions is None and self.known is not None:
+            dom, names = self.explore_domains()
+            self.transitions = Transitions.fit(self.known.items, dom, len(names))
+        return self.transitions
+
+    def steered_row(
+        self,
+        scores: np.ndarray,
+        user_items: np.ndarray,
+        feats: UserFeatures | None,
+        k: int,
+        *,
+        steer: Resolved,
+        explore: int = 0,
+        diverse: float = 0.0,
+        bandit: Any = None,
+        user: str | None = None,
+    ) -> list[Pick]:
+        """One user's list from a fused score row (items to leave out already ``-inf``).
+
+        ``bandit`` (:class:`~interests.recsys.explore.DomainBandit`) orders the explore
+        domains by a Thompson sample; without one, by the transition prior.
+        """
+        from .explore import explore_order
+
+        slots: list[tuple[int, np.ndarray, str]] = []
+        if explore > 0:
+            dom, names = self.explore_domains()
+            n_dom = len(names)
+            avail = np.isfinite(scores) & ~steer.avoid_mask(len(scores)) & (dom >= 0)
+            blocked = np.bincount(dom[avail], minlength=n_dom) == 0
+            pw = None
+            if feats is not None and self.nodes is not None and self.nodes.n_domains:
+                pw = np.asarray(feats.taxonomy[0, : self.nodes.n_domains], dtype=np.float64)
+            order, _ = explore_order(
+                self.explore_transitions(),
+                dom,
+                n_dom,
+                user_items,
+                profile_weights=pw,
+                blocked=blocked,
+                bandit=bandit,
+                user=user,
+            )
+            slots = [(int(d), dom == d, names[int(d)]) for d in order[:explore]]
+        return pick(
+            scores,
+            k,
+            index=self.node_index,
+            steer=steer,
+            domains=self.domains,
+            diverse=diverse,
+            explore=slots,
+        )
+
+    def _recommended(self, picks: list[Pick], query: Histories, feats: UserFeatures) -> list[Recommended]:
+        """Picks as :class:`Recommended` items; model picks get ``history`` or ``profile``."""
+        from .explain import pick_sources
+
+        assert self.known is not None
+        model_items = [p.item for p in picks if p.source == "model"]
+        src = dict(zip(model_items, pick_sources(self, query, feats, model_items), strict=True))
+        return [
+            Recommended(
+                self.known.item_ids[p.item],
+                p.score,
+                self.titles[p.item] if p.item < len(self.titles) else "",
+                p.node,
+                src.get(p.item, "history") if p.source == "model" else p.source,
+            )
+            for p in picks
+        ]
 
     def _top(
         self, scores: np.ndarray, exclude: Histories | None, k: int, diverse: float
@@ -463,6 +664,24 @@ def fit_two_tower(
     final.train_log.best_valid = probe.train_log.best_valid
     final.train_log.valid = probe.train_log.valid
     return final
+
+
+def _steering(steer: Steering | None, domains: Any, topics: Any, avoid: Any, mix: Any) -> Steering:
+    if steer is not None:
+        if domains or topics or avoid or mix:
+            raise ConfigError("give either steer=Steering(...) or domains/topics/avoid/mix, not both")
+        return steer
+    return Steering.of(domains, topics, avoid, mix)
+
+
+def _arrays(lists: Sequence[Sequence[Recommended]]) -> tuple[np.ndarray, np.ndarray]:
+    """``Recommended`` lists as the ``(ids, scores)`` arrays of :meth:`TwoTower.recommend` (2-D, padded)."""
+    width = max((len(x) for x in lists), default=0)
+    ids = np.array([[r.item_id for r in x] + [""] * (width - len(x)) for x in lists], dtype=object)
+    sc = np.array(
+        [[r.score for r in x] + [-np.inf] * (width - len(x)) for x in lists], dtype=np.float32
+    ).reshape(len(lists), width)
+    return ids.reshape(len(lists), width), sc
 
 
 def _profile_map(profiles: Any) -> dict[str, InterestProfile]:

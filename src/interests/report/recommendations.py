@@ -5,12 +5,20 @@ model::
 
     {"u001": [{"item_id": "i0042", "title": "Neon Grid Kit 3", "score": 0.91,
                "reasons": ["because you like Cyberpunk: you rated Chrome Ghost Set 2 5/5"],
-               "nodes": ["Science fiction films", "Cyberpunk"]}]}
+               "nodes": ["Science fiction films", "Cyberpunk"],
+               "node": "Science fiction films > Cyberpunk", "source": "history"}]}
+
+``node`` is the hierarchy node the item came from (``Domain > Topic`` of the
+shared taxonomy, or the catalogue category) and ``source`` where it came
+from: ``history``, ``profile``, ``steering`` or ``exploration``; both are
+optional.
 
 :func:`recommendations_from_model` fills that structure from any object with
 ``recommend(user_ids, k) -> (item_ids, scores)`` and ``explain(user_id,
 item_id)`` (the two-tower model of :mod:`interests.recsys`, or anything shaped
-like it). The two-tower's :class:`~interests.recsys.explain.Explanation`
+like it); a model with ``recommend_items`` (the two-tower) also gives each
+item's node and source, and takes the steering and ``explore`` options of
+``interests recommend``. The two-tower's :class:`~interests.recsys.explain.Explanation`
 is rendered by :func:`interests.recsys.explain.explanation_json` (the history
 items that raised the score most, the interest nodes behind it), as in
 ``interests recommend --explain`` and the API. Another ``explain`` may
@@ -48,6 +56,8 @@ class Recommendation:
     score: float | None = None
     reasons: list[str] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
+    node: str | None = None  # the hierarchy node it came from
+    source: str | None = None  # history, profile, steering or exploration
 
     @classmethod
     def coerce(cls, value: Recommendation | Mapping[str, Any]) -> Recommendation:
@@ -60,6 +70,8 @@ class Recommendation:
             score=None if value.get("score") is None else float(value["score"]),
             reasons=[reasons] if isinstance(reasons, str) else [str(r) for r in reasons],
             nodes=[str(n) for n in value.get("nodes") or []],
+            node=None if value.get("node") is None else str(value["node"]),
+            source=None if value.get("source") is None else str(value["source"]),
         )
 
 
@@ -169,16 +181,32 @@ def recommendations_from_model(
     k: int = 5,
     catalog: Catalog | None = None,
     histories: Mapping[str, UserHistory] | None = None,
+    **steer: Any,
 ) -> dict[str, list[Recommendation]]:
-    """Call ``model.recommend(user_ids, k)`` and ``model.explain`` for each pick."""
+    """Call ``model.recommend(user_ids, k)`` and ``model.explain`` for each pick.
+
+    A model with ``recommend_items`` (the two-tower) is asked through it, so every
+    item carries its node and source; ``steer`` (``domains``, ``topics``, ``avoid``,
+    ``mix``, ``explore``) is passed on to it.
+    """
     if not user_ids:
         return {}
     cat = catalog or Catalog()
-    item_rows, score_rows = model.recommend(list(user_ids), k)
+    placed: dict[str, list[tuple[str | None, str | None]]] = {}
+    if callable(getattr(model, "recommend_items", None)):
+        lists = model.recommend_items(list(user_ids), k, **steer)  # type: ignore[attr-defined]
+        item_rows = [[r.item_id for r in lst] for lst in lists]
+        score_rows = [[r.score for r in lst] for lst in lists]
+        placed = {u: [(r.node, r.source) for r in lst] for u, lst in zip(user_ids, lists, strict=False)}
+    elif steer:
+        raise ConfigError("this recommender cannot be steered (it has no recommend_items)")
+    else:
+        item_rows, score_rows = model.recommend(list(user_ids), k)
     out: dict[str, list[Recommendation]] = {}
     for uid, items, scores in zip(user_ids, _rows(item_rows), _rows(score_rows), strict=False):
         recs = []
-        for item_id, score in zip(items, scores, strict=False):
+        where = placed.get(uid, [])
+        for n, (item_id, score) in enumerate(zip(items, scores, strict=False)):
             iid = str(item_id)
             try:
                 raw = model.explain(uid, iid)
@@ -186,7 +214,10 @@ def recommendations_from_model(
                 raw = None
             history = (histories or {}).get(uid)
             reasons, nodes = explanation(raw, history=history, catalog=cat)
-            recs.append(Recommendation(iid, cat.get_item(iid).label(), float(score), reasons, nodes))
+            node, source = where[n] if n < len(where) else (None, None)
+            recs.append(
+                Recommendation(iid, cat.get_item(iid).label(), float(score), reasons, nodes, node, source)
+            )
         out[uid] = recs
     return out
 
