@@ -196,15 +196,27 @@ def read_logs_for(
     keep_duplicates: bool,
     tz: str,
     users: list[str] | None = None,
+    partitions: int | None = None,
 ) -> Any:
-    """Read LOGS with the :func:`log_options`; print what was read (and quarantined) on stderr."""
+    """Read LOGS with the :func:`log_options`; print what was read (and quarantined) on stderr.
+
+    With ``partitions``, the events are spilled to that many per-user partitions in
+    ``<output>.parts/`` (:func:`interests.ingest.partition_logs`) instead of held in memory.
+    """
     from pathlib import Path
 
-    from interests.ingest import read_logs
+    from interests.ingest import partition_logs, read_logs
     from interests.profile.extract import sibling_path
 
     quarantine_path = Path(quarantine) if quarantine else sibling_path(output, "quarantine")
-    parsed = read_logs(
+    read: Any = read_logs
+    if partitions is not None:
+        folder = sibling_path(output, "parts", "")
+
+        def read(paths: list[str], **kwargs: Any) -> Any:
+            return partition_logs(paths, folder, parts=partitions, **kwargs)
+
+    parsed = read(
         list(logs),
         mapping=mapping,
         catalog=catalog,
@@ -220,11 +232,16 @@ def read_logs_for(
     rep = parsed.report
     note(
         f"read {rep.rows_read} rows from {len(rep.files)} file(s): {rep.rows_used} used, "
-        f"{rep.duplicates} duplicates, {rep.rows_quarantined} quarantined"
+        + (
+            f"{rep.duplicates} duplicates, "
+            if partitions is None
+            else f"spilled to {partitions} partitions in {folder} (duplicates are counted there), "
+        )
+        + f"{rep.rows_quarantined} quarantined"
         + (f" -> {quarantine_path}" if rep.rows_quarantined else "")
         + f"; {rep.users} users, {rep.items} items"
     )
-    if not parsed.histories:
+    if not rep.users:
         raise click.ClickException("no usable events in the logs; see the quarantine file for why")
     return parsed
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from typing import Any
 
@@ -204,6 +205,12 @@ def _backend_spec(opts: dict[str, Any]) -> Any:
     default=None,
     help="GPUs each Ray actor asks for [default: --tensor-parallel-size where the cluster has GPUs, else 0].",
 )
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    help="Logs larger than memory: spill the events to N per-user partitions in <output>.parts/ and "
+    "extract one partition at a time (the same profiles as a run in memory).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run's counts as JSON on stdout.")
 @sdk_command
 def extract(
@@ -227,6 +234,7 @@ def extract(
     actors: int | None,
     actor_cpus: float,
     actor_gpus: float | None,
+    partitions: int | None,
     **options: Any,
 ) -> None:
     """Write a hierarchical interest profile for every user in LOGS (files, folders or - for stdin)."""
@@ -242,16 +250,18 @@ def extract(
         from interests.scale.ray_extract import require_ray
 
         require_ray()  # fail before reading the logs
+    if partitions is not None and ray_address is not None:
+        raise click.UsageError("--partitions and --ray do not go together yet: use one")
     selected = user_list(user)
     log_opts, backend_opts = split_options(options)
-    parsed = read_logs_for(logs, output, users=selected, **log_opts)
+    parsed = read_logs_for(logs, output, users=selected, partitions=partitions, **log_opts)
     taxonomy = None
     if taxonomy_dir:
         from interests.taxonomy import Taxonomy
 
         taxonomy = Taxonomy.load(taxonomy_dir)
     backend: Any = make_backend(**backend_opts) if ray_address is None else _NoBackend()
-    n = len(parsed.histories) if limit is None else min(limit, len(parsed.histories))
+    n = parsed.report.users if limit is None else min(limit, parsed.report.users)
     plain_progress = not _bar_shown()
     with _progress(n) as bar:
         task = bar.add_task("extract", total=n)
@@ -293,10 +303,16 @@ def extract(
                     backend=_backend_spec(backend_opts),
                     **common,
                 )
+            elif partitions is not None:
+                from interests.profile.partitioned import extract_partitioned
+
+                res = extract_partitioned(parsed, backend=backend, **common)
             else:
                 res = extract_profiles(parsed, backend=backend, **common)
         finally:
             backend.close()
+            if partitions is not None:
+                shutil.rmtree(parsed.directory, ignore_errors=True)
     tok_s = res.output_tokens / res.engine_seconds if res.engine_seconds else 0.0
     if ray_address is not None:
         note(

@@ -154,3 +154,27 @@ def test_partitioned_extraction_limit_counts_users_across_partitions(tmp_path: P
     )
     res = extract_partitioned(split, output=tmp_path / "p.jsonl", backend=FakeBackend(_draft), limit=5)
     assert res.users_selected == res.profiles == 5 == len(read_profiles(tmp_path / "p.jsonl"))
+
+
+def test_cli_extract_partitions_equals_the_run_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`interests extract --partitions N`: the same profiles file, the spill folder removed after."""
+    from click.testing import CliRunner
+    from interests.cli import cli
+
+    import interests.llm.vllm_local as vllm_local
+
+    monkeypatch.setattr(vllm_local, "VLLMBackend", lambda *a, **k: FakeBackend(_draft))
+    args = [str(EXAMPLES / "events.csv"), "--catalog", str(EXAMPLES / "catalog.jsonl")]
+    runner = CliRunner()
+    one = runner.invoke(cli, ["extract", *args, "-o", str(tmp_path / "one.jsonl")])
+    split = runner.invoke(cli, ["extract", *args, "-o", str(tmp_path / "split.jsonl"), "--partitions", "3"])
+    assert one.exit_code == split.exit_code == 0, split.output
+    assert "spilled to 3 partitions" in split.output
+    assert _profiles(tmp_path / "split.jsonl") == _profiles(tmp_path / "one.jsonl")
+    assert not (tmp_path / "split.parts").exists()
+    again = runner.invoke(cli, ["extract", *args, "-o", str(tmp_path / "split.jsonl"), "--partitions", "3"])
+    assert again.exit_code == 0 and "24 already done" in again.output
+    both = runner.invoke(cli, ["extract", *args, "--partitions", "2", "--ray"])
+    assert both.exit_code == 2 and "do not go together" in both.output

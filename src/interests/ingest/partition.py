@@ -83,10 +83,10 @@ class _DedupStream:
 class PartitionedLogs:
     """The partitions written by :func:`partition_logs`; iterate it for one :class:`Logs` per part.
 
-    ``report`` holds the counts of reading the raw logs; exact duplicates are
-    found while the partitions are read, so ``report.duplicates``,
-    ``report.rows_used`` and ``report.users`` are final once every partition
-    has been iterated (``report.consistent`` holds at every step).
+    ``report`` holds the counts of reading the raw logs (users and items
+    included); exact duplicates are found while the partitions are read, so
+    ``report.duplicates`` and ``report.rows_used`` are final once every
+    partition has been iterated (``report.consistent`` holds at every step).
     """
 
     directory: Path
@@ -122,7 +122,6 @@ class PartitionedLogs:
             # the first pass counted every spilled event as used: move duplicates across
             self.report.rows_used -= own.duplicates
             self.report.duplicates += own.duplicates
-            self.report.users += own.users
             self.report.events_dropped += own.events_dropped
         return Logs(histories=histories, catalog=self.catalog, report=own, quarantine=self.quarantine)
 
@@ -200,10 +199,12 @@ def partition_logs(
         out = PartitionedLogs(d, parts, cat, stream.report, q, max_events_per_user, dedup)
         files = [p.open("w", encoding="utf-8") for p in out.paths()]
         items: set[str] = set()
+        users_seen: set[str] = set()
         for event in stream:
             items.add(event.item_id)
+            users_seen.add(event.user_id)
             files[user_partition(event.user_id, parts)].write(_row(event) + "\n")
-        stream.report.items = len(items)
+        stream.report.items, stream.report.users = len(items), len(users_seen)
     finally:
         for f in files:
             f.close()
