@@ -244,26 +244,29 @@ def test_a_rerun_resumes_a_single_process_run_without_duplicates(cluster, logs, 
 
 # -- the real engine in two actors --------------------------------------------------------------
 
-#: few users: each actor starts its own engine on the CPU (about a minute each, side by side)
-RAY_USERS = ("u001", "u002", "u003", "u004")
+#: few users: each actor starts its own engine on the CPU (about a minute each, side by side). `--limit`
+#: rather than `--user`: all users are read, so the data set's latest time (the profiles' `as_of`) and
+#: rating scale are those of the single-process run over every user
+RAY_USERS = 4
 
 
 @pytest.mark.engine
-def test_two_engine_actors_give_the_single_process_hierarchy(cluster, engine_profiles, tmp_path):
+def test_two_engine_actors_give_the_single_process_hierarchy(cluster, logs, engine_profiles, tmp_path):
     """`interests extract --ray ADDRESS --actors 2` joins the test's cluster; greedy decoding, same users."""
     out = tmp_path / "profiles.jsonl"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
-    cmd = extract_examples_cmd(out, "--user", ",".join(RAY_USERS), "--batch-size", "2")
+    cmd = extract_examples_cmd(out, "--limit", str(RAY_USERS), "--batch-size", "2")
     cmd += ["--ray", cluster, "--actors", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
     errors = sibling_path(out, "errors")
     assert proc.returncode == expected_exit(errors), proc.stderr[-3000:]
     assert "ray: 2 actors" in proc.stderr
     ids = _records(out)
-    assert sorted(ids) == sorted(RAY_USERS) and len(ids) == len(set(ids))
+    first = list(logs.histories)[:RAY_USERS]
+    assert sorted(ids) == sorted(first) and len(ids) == len(set(ids))
     single = {p.user_id: p for p in read_profiles(engine_profiles)}
     profiles = read_profiles(out)
-    assert {p.user_id for p in profiles} == set(RAY_USERS) & set(single), proc.stderr[-2000:]
+    assert {p.user_id for p in profiles} == set(first) & set(single), proc.stderr[-2000:]
     same_words = 0
     for p in profiles:
         ref = single[p.user_id]

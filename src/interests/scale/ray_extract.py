@@ -171,36 +171,47 @@ class _Extractor:
         self,
         index: int,
         make_backend: Callable[[int], Backend],
-        data: list[Any],
         options: dict[str, Any],
     ) -> None:
-        import ray
-
-        # ``data`` holds one object ref (catalogue and shared settings, put once for every actor):
-        # nested, so Ray keeps it for restarts without warning about restartable actors whose
-        # arguments live in the object store
-        catalog, shared = ray.get(data[0])
         self.backend = make_backend(index)
         start = getattr(self.backend, "start", None)
         if callable(start):
             start()  # load the engine now, on every actor at once, not inside the first batch
-        self.catalog, self.shared, self.options = catalog, shared, options
+        self.options = options
+        self._data: tuple[Any, Any] | None = None  # (object ref, (catalogue, shared settings))
 
-    def extract(self, histories: dict[str, UserHistory]) -> tuple[list[Line], list[Line], dict[str, Any]]:
+    def _shared(self, data: list[Any]) -> tuple[Catalog | None, dict[str, Any]]:
+        """The catalogue and shared settings, fetched once per actor from the ref every call carries.
+
+        They travel as a ref nested in each call rather than as constructor arguments: Ray
+        warns that a restartable actor's arguments in the object store may be lost, and a
+        ref held by the driver for the whole job cannot be.
+        """
+        import ray
+
+        if self._data is None or self._data[0] != data[0]:
+            self._data = (data[0], ray.get(data[0]))
+        catalog, shared = self._data[1]
+        return catalog, shared
+
+    def extract(
+        self, histories: dict[str, UserHistory], data: list[Any]
+    ) -> tuple[list[Line], list[Line], dict[str, Any]]:
         """The batch's profile and error lines, ``(user_id, JSON text)``, and the run's counts.
 
         The usual loop writes them to a scratch file; they travel back as text, so the
         driver writes them without parsing or serialising them again.
         """
+        catalog, shared = self._shared(data)
         with tempfile.TemporaryDirectory(prefix="interests-ray-") as tmp:
             out = Path(tmp) / "part.jsonl"
             res = extract_profiles(
                 histories,
-                catalog=self.catalog,
+                catalog=catalog,
                 output=out,
                 backend=self.backend,
                 batch_size=max(1, len(histories)),
-                **self.shared,
+                **shared,
                 **self.options,
             )
             return _lines(out), _lines(sibling_path(out, "errors")), res.to_dict()
@@ -361,7 +372,7 @@ def extract_profiles_ray(
         for i in range(n):
             name = {"name": f"{name_prefix}-{i}"} if name_prefix else {}
             named = extractor.options(**actor_options, **name)
-            pool.append(named.remote(i, make_backend, [data], dict(options)))
+            pool.append(named.remote(i, make_backend, dict(options)))
 
         queues: list[deque[_Batch]] = [deque() for _ in range(n)]
         parts: list[list[str]] = [[] for _ in range(n)]
@@ -371,7 +382,19 @@ def extract_profiles_ray(
         for i, part in enumerate(parts):
             queues[i].extend(_Batch(i, part[k : k + batch_size]) for k in range(0, len(part), batch_size))
 
-        _run(ray, pool, queues, histories, output, errors_path, result, on_batch, t0, max_actor_failures)
+        _run(
+            ray,
+            pool,
+            queues,
+            histories,
+            [data],
+            output,
+            errors_path,
+            result,
+            on_batch,
+            t0,
+            max_actor_failures,
+        )
     finally:
         _stop(ray, pool)
         if started:
@@ -403,6 +426,7 @@ def _run(
     pool: list[Any],
     queues: list[deque[_Batch]],
     histories: Mapping[str, UserHistory],
+    data: list[Any],
     output: Path,
     errors_path: Path,
     result: RayExtractResult,
@@ -429,7 +453,7 @@ def _run(
             batch = _next_batch(queues, slot)
             if batch is None:
                 return
-            ref = pool[slot].extract.remote({u: histories[u] for u in batch.users})
+            ref = pool[slot].extract.remote({u: histories[u] for u in batch.users}, data)
             inflight[ref] = (slot, batch)
 
     def write(profiles: list[Line], records: list[Line]) -> int:
