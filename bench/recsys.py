@@ -1,4 +1,4 @@
-"""Recommendation benchmark (BENCHMARK.md protocol): two-tower vs EASE, ItemKNN, popularity, with ablations.
+"""Recommendation benchmark (BENCHMARK.md protocol): two-tower vs SASRec, EASE, ItemKNN, popularity.
 
     python bench/recsys.py                                  # ml-latest-small, no LLM profiles
     python bench/recsys.py --dataset amazon-gift-cards
@@ -114,6 +114,17 @@ def markdown(dataset: str, table: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
+def sasrec_grid(spec: str) -> list[dict[str, float]] | None:
+    """``"dim=64,dropout=0.2;dim=64,dropout=0.5"`` -> SASRecConfig overrides; ``"none"`` -> None."""
+    if spec.strip().lower() == "none":
+        return None
+    out = []
+    for part in spec.split(";"):
+        kv = dict(x.split("=", 1) for x in part.split(",") if x.strip())
+        out.append({k.strip(): int(v) if v.strip().isdigit() else float(v) for k, v in kv.items()})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -141,6 +152,21 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="evaluate on N random users (seed 0) with all their events: a cheaper profile ablation",
+    )
+    ap.add_argument(
+        "--sasrec",
+        default="dim=64,dropout=0.2",
+        help="SASRec configs tried on valid, ';'-separated, each k=v,k=v (SASRecConfig fields); 'none' skips",
+    )
+    ap.add_argument(
+        "--sasrec-no-refit",
+        action="store_true",
+        help="score SASRec's test from the model early-stopped on valid (no refit on train+valid; cheaper)",
+    )
+    ap.add_argument(
+        "--argmax-rows",
+        action="store_true",
+        help="also report each fused two-tower with the plain valid-argmax fusion (the rule before #15)",
     )
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--speed-only", action="store_true", help="only measure speed (merged into .meta.json)")
@@ -179,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         variants={v: VARIANTS[v] for v in args.variants.split(",")},
         profiles=prof,
         taxonomy=hashing_taxonomy(logs.catalog) if prof else None,
+        sasrec_grid=sasrec_grid(args.sasrec),
+        argmax_rows=args.argmax_rows,
+        sasrec_refit=not args.sasrec_no_refit,
     )
     res.meta["seconds"]["total"] = round(time.perf_counter() - t, 1)
     res.meta["seeds"] = [int(s) for s in args.seeds.split(",")]

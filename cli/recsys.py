@@ -260,7 +260,7 @@ def evaluate(
     as_json: bool,
     **options: Any,
 ) -> None:
-    """Evaluate the two-tower against EASE, ItemKNN and popularity on LOGS (BENCHMARK.md protocol)."""
+    """Evaluate the two-tower against SASRec, EASE, ItemKNN and popularity on LOGS (BENCHMARK.md protocol)."""
     from interests.errors import ConfigError
     from interests.pipeline import cached_profiles, hashing_taxonomy
     from interests.recsys.evaluate import VARIANTS

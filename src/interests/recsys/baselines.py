@@ -1,4 +1,6 @@
-"""The baselines of BENCHMARK.md: most popular, ItemKNN (cosine) and EASE (Steck 2019).
+"""The baselines of BENCHMARK.md: most popular, recency-popularity, ItemKNN (cosine), EASE (Steck 2019).
+
+SASRec, the trained sequential baseline, is in :mod:`interests.recsys.sasrec`.
 
 All follow one small protocol (:class:`Scorer`): ``fit(histories)`` on
 known events, then ``score(query)`` gives a dense ``users x items`` score
@@ -9,12 +11,13 @@ top-k lists with each user's seen items excluded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
 from .data import Histories
-from .metrics import top_k
+from .metrics import ndcg_at_k, top_k
 
 
 class Scorer(Protocol):
@@ -33,6 +36,17 @@ def rank(scores: np.ndarray, query: Histories, k: int) -> np.ndarray:
     return top_k(s, k)
 
 
+def user_ndcg(scores: np.ndarray, query: Histories, targets: Sequence[np.ndarray], k: int = 20) -> np.ndarray:
+    """Per query user: NDCG@k of ``scores`` (own items excluded) against ``targets``."""
+    ranked = rank(scores, query, k)
+    return np.array([ndcg_at_k(r, t, k) for r, t in zip(ranked, targets, strict=True)], dtype=np.float64)
+
+
+def mean_ndcg(scores: np.ndarray, query: Histories, targets: Sequence[np.ndarray], k: int = 20) -> float:
+    """Mean NDCG@k over query users (0 when there are none)."""
+    return float(user_ndcg(scores, query, targets, k).mean()) if len(targets) else 0.0
+
+
 class MostPopular:
     """Items ranked by how many users interacted with them."""
 
@@ -49,6 +63,62 @@ class MostPopular:
     def score(self, query: Histories) -> np.ndarray:
         assert self.counts is not None, "fit first"
         return np.tile(self.counts, (query.n_users, 1))
+
+
+class RecentPopular:
+    """Popularity as of each query user's own time, every event weighted ``2 ** (-age / half_life)``.
+
+    ``score(u, i) = sum over fit events e of item i with t_e <= t_u of 2 ** (-(t_u - t_e) / h)``,
+    where ``t_u`` is the time of the query user's last known event and ``h`` is ``half_life_days``
+    (``inf``: every earlier event counts 1, popularity up to the user's time). Users' test periods
+    lie years apart on MovieLens, so "recent" is measured from each user's own clock, and events
+    after it (other users' future) are not counted. A user or event without a time falls back to
+    the latest time in the fit data / weight at that time. Ties of equal score keep index order.
+    """
+
+    name = "recent-popular"
+
+    def __init__(self, half_life_days: float = 30.0) -> None:
+        self.half_life_days = half_life_days
+        self.times: np.ndarray | None = None  # fit events, sorted by time
+        self.items: np.ndarray | None = None
+        self.n_items = 0
+        self.t_max = 0.0
+
+    def fit(self, data: Histories) -> RecentPopular:
+        items = np.concatenate(data.items) if data.items else np.zeros(0, dtype=np.int64)
+        times = np.concatenate(data.times).astype(np.float64) if data.items else np.zeros(0)
+        known = times[~np.isnan(times)]
+        self.t_max = float(known.max()) if len(known) else 0.0
+        times = np.where(np.isnan(times), self.t_max, times)
+        order = np.argsort(times, kind="stable")
+        self.times, self.items, self.n_items = times[order], items[order], data.n_items
+        return self
+
+    def score(self, query: Histories) -> np.ndarray:
+        assert self.times is not None and self.items is not None, "fit first"
+        h = self.half_life_days * 86400.0
+        t_user = np.array(
+            [
+                float(t[~np.isnan(t)].max()) if len(t) and not np.isnan(t).all() else self.t_max
+                for t in query.times
+            ]
+        )
+        out = np.zeros((query.n_users, self.n_items), dtype=np.float32)
+        # sweep users in time order, carrying decayed counts forward: O(users x items + events)
+        counts = np.zeros(self.n_items, dtype=np.float64)
+        t_now, pos = -np.inf, 0
+        for r in np.argsort(t_user, kind="stable"):
+            t = t_user[r]
+            if np.isfinite(t_now) and t > t_now:
+                counts *= 2.0 ** (-(t - t_now) / h)
+            end = int(np.searchsorted(self.times, t, side="right"))
+            if end > pos:
+                np.add.at(counts, self.items[pos:end], 2.0 ** (-(t - self.times[pos:end]) / h))
+                pos = end
+            t_now = t
+            out[r] = counts
+        return out
 
 
 class ItemKNN:
@@ -110,4 +180,4 @@ class EASE:
         return np.asarray(query.matrix() @ self.B, dtype=np.float32)
 
 
-__all__ = ["EASE", "ItemKNN", "MostPopular", "Scorer", "rank"]
+__all__ = ["EASE", "ItemKNN", "MostPopular", "RecentPopular", "Scorer", "mean_ndcg", "rank", "user_ndcg"]

@@ -3,7 +3,8 @@
 For each stage the models see only what the protocol allows: scoring valid,
 train events (and profiles / taxonomy built from them); scoring test,
 train + valid. Hyper-parameters (EASE lambda, ItemKNN k, the backbone's
-recency decay, the two-tower's epoch count and fusion weight) are chosen on
+recency decay, the recency-popularity half-life, SASRec's epoch count, the
+two-tower's epoch count and fusion weight) are chosen on
 valid NDCG@20, separately for the ``all`` and ``cold`` segments where they
 apply, then the model is refit on train + valid and scored once on test.
 Trained models run once per seed; the result holds the mean and, as
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .baselines import EASE, ItemKNN, MostPopular, rank
+from .baselines import EASE, ItemKNN, MostPopular, RecentPopular, rank
 from .data import Histories, from_user_histories, item_domains
 from .metrics import ndcg_at_k, summarize
 from .split import EvalCase, TemporalSplit
@@ -91,8 +92,12 @@ def evaluate(
     ease_grid: Sequence[float] = (100.0, 500.0),
     knn_grid: Sequence[int] = (100, 200),
     decay_grid: Sequence[float] = (0.8, 0.9, 0.95),
+    half_life_grid: Sequence[float] = (7.0, 30.0, 90.0, 365.0, float("inf")),
+    sasrec_grid: Sequence[Mapping[str, Any]] | None = ({},),
     config: Mapping[str, Any] | None = None,
     cold_events: int = 3,
+    argmax_rows: bool = False,
+    sasrec_refit: bool = True,
 ) -> EvalResult:
     """Run the protocol on ``logs`` (``Logs`` or ``{user: UserHistory}``).
 
@@ -102,6 +107,17 @@ def evaluate(
     ``"test"``, ``"valid-cold"`` or ``"test-cold"``. ``taxonomy(key,
     profiles)`` builds a taxonomy from the ``"valid"`` / ``"test"`` profiles.
     Without them the profile and taxonomy inputs stay empty.
+
+    Baselines: ``popular``, ``recent-popular`` (half-life in days from
+    ``half_life_grid``), ``itemknn``, ``ease``, ``ease-recency`` and, once per
+    seed, ``sasrec`` (each config of ``sasrec_grid``, :class:`SASRecConfig`
+    overrides, trained with early stopping on valid NDCG@20; the best on valid
+    is refit on train + valid for its best epoch count, or with ``sasrec_refit=False``
+    scores test from train + valid sequences without retraining; ``None`` skips SASRec).
+    The fusion weight is chosen by :func:`~interests.recsys.recommender.choose_fusion`
+    (the backbone unless the gain on valid exceeds its noise); ``argmax_rows``
+    also reports each fused variant with the plain valid argmax, as
+    ``<name> (argmax)``, scored from the same trained models.
     """
     from .backbone import EaseBackbone
     from .recommender import TwoTower
@@ -137,6 +153,15 @@ def evaluate(
             key=lambda k: (_ndcg20(rank(ItemKNN(k).fit(v.fit).score(v.query), v.query, 20), v.targets), -k),
         )
         meta["chosen"][f"itemknn-{seg}"] = {"k": best}
+        hl = max(
+            half_life_grid,
+            key=lambda h: (
+                _ndcg20(rank(RecentPopular(h).fit(v.fit).score(v.query), v.query, 20), v.targets),
+                -h,
+            ),
+        )
+        meta["chosen"][f"recent-popular-{seg}"] = {"half_life_days": hl}
+        report("recent-popular", seg, rank(RecentPopular(hl).fit(te.fit).score(te.query), te.query, 20), te)
         report("itemknn", seg, rank(ItemKNN(best).fit(te.fit).score(te.query), te.query, 20), te)
 
         def ease_score(stage: str, lam: float, case: EvalCase) -> np.ndarray:
@@ -166,6 +191,13 @@ def evaluate(
         bb = EaseBackbone(_sparse(ease.get("test", lam_all, te.fit)), decay)
         report("ease-recency", seg, rank(bb.score(te.query), te.query, 20), te)
     meta["seconds"]["baselines"] = round(time.perf_counter() - t0, 1)
+    if sasrec_grid:
+        t0 = time.perf_counter()
+        for seed in seeds:
+            meta["chosen"].setdefault("sasrec", []).append(
+                _sasrec(cases, seed, sasrec_grid, report, sasrec_refit)
+            )
+        meta["seconds"]["sasrec"] = round(time.perf_counter() - t0, 1)
 
     # ---- profiles and taxonomies per stage (built once, shared by seeds and variants) ------
     prof: dict[str, Mapping[str, InterestProfile]] = {}
@@ -212,9 +244,11 @@ def evaluate(
             )
             epochs = max(1, m.train_log.best_epoch)
             fusion = {"all": m.config.fusion}
+            picks = {"all": m.fusion_choice}
             if use_b:
                 m.tune_fusion(vc.query, vc.targets, profiles=prof.get("valid-cold"))
                 fusion["cold"] = m.config.fusion
+                picks["cold"] = m.fusion_choice
             te = cases[("test", "all")]
             cfg_t = {**cfg, "fusion": fusion["all"]}
             mt = TwoTower(**cfg_t).fit(
@@ -230,11 +264,17 @@ def evaluate(
                 mt.config.fusion = fusion.get(seg, fusion["all"])
                 p = prof.get("test") if seg == "all" else prof.get("test-cold")
                 report(name, seg, rank(mt.score(case.query, profiles=p), case.query, 20), case)
+                pick = picks.get(seg)
+                if argmax_rows and pick is not None:
+                    mt.config.fusion = pick["best"]
+                    ranked = rank(mt.score(case.query, profiles=p), case.query, 20)
+                    report(f"{name} (argmax)", seg, ranked, case)
             meta["chosen"].setdefault(name, []).append(
                 {
                     "seed": seed,
                     "epochs": epochs,
                     "fusion": fusion,
+                    "fusion_choice": picks,
                     "train_seconds": round(mt.train_log.seconds, 1),
                 }
             )
@@ -249,6 +289,39 @@ def evaluate(
             row |= {f"{k}_std": round(float(np.std([r[k] for r in rs])), 5) for k in keys}
         table[seg][name] = row
     return EvalResult(table, meta)
+
+
+def _sasrec(
+    cases: Mapping[tuple[str, str], EvalCase],
+    seed: int,
+    grid: Sequence[Mapping[str, Any]],
+    report: Callable[[str, str, np.ndarray, EvalCase], None],
+    refit: bool = True,
+) -> dict[str, Any]:
+    """One seed of SASRec: each grid config early-stopped on valid, the best refit and scored on test."""
+    from .sasrec import SASRec
+
+    v = cases[("valid", "all")]
+    fits = []
+    for over in grid:
+        m = SASRec(**{**over, "seed": seed}).fit(v.fit, valid=(v.query, v.targets))
+        fits.append((m.train_log.best_valid or 0.0, m.train_log.best_epoch, dict(over), m))
+        log.info("sasrec %s seed %s: valid %.4f at epoch %d", over, seed, fits[-1][0], fits[-1][1])
+    best_valid, epochs, over, m = max(fits, key=lambda f: f[0])
+    te = cases[("test", "all")]
+    if refit:
+        m = SASRec(**{**over, "seed": seed}).fit(te.fit, epochs=max(1, epochs))
+    for seg in ("all", "cold"):
+        case = cases[("test", seg)]
+        report("sasrec", seg, rank(m.score(case.query), case.query, 20), case)
+    return {
+        "seed": seed,
+        "config": over,
+        "epochs": epochs,
+        "valid_ndcg@20": round(best_valid, 5),
+        "refit": refit,
+        "train_seconds": round(m.train_log.seconds, 1),
+    }
 
 
 def _sparse(b: np.ndarray) -> Any:
