@@ -94,26 +94,10 @@ def read_logs(
     own = not isinstance(quarantine, Quarantine)
     q = quarantine if isinstance(quarantine, Quarantine) else Quarantine(quarantine, strict=strict)
     try:
-        exclude: list[Path] = []
-        cat: Catalog | None
-        if catalog is None or isinstance(catalog, Catalog):
-            cat = catalog
-        else:
-            cat = read_catalog(catalog, mapping=catalog_mapping, quarantine=q, strict=strict)
-            if str(catalog) != "-":
-                exclude.append(Path(catalog))
-        stream = EventStream(
-            paths,
-            mapping=mapping,
-            quarantine=q,
-            strict=strict,
-            tz=tz,
-            catalog=cat,
-            strict_catalog=strict_catalog,
-            users=users,
-            dedup=dedup,
-            exclude=exclude,
+        stream = open_stream(
+            paths, q, mapping, catalog, catalog_mapping, strict_catalog, strict, tz, users, dedup
         )
+        cat = stream.catalog_given
         histories = _collect(stream, max_events_per_user)
     finally:
         if own:
@@ -122,6 +106,44 @@ def read_logs(
     report.users = len(histories)
     report.events_dropped = sum(h.n_dropped for h in histories.values())
     return Logs(histories=histories, catalog=cat, report=report, quarantine=q)
+
+
+def open_stream(
+    paths: str | Path | Sequence[str | Path],
+    quarantine: Quarantine,
+    mapping: ColumnMapping | str | Mapping[str, Any] | None,
+    catalog: Catalog | str | Path | None,
+    catalog_mapping: CatalogMapping | str | Mapping[str, Any] | None,
+    strict_catalog: bool,
+    strict: bool,
+    tz: str,
+    users: Collection[str] | None,
+    dedup: bool,
+) -> EventStream:
+    """The :class:`EventStream` of :func:`read_logs`'s arguments: the catalogue read first (a
+    file is then left out of the logs), its :class:`Catalog` in ``stream.catalog_given``."""
+    exclude: list[Path] = []
+    cat: Catalog | None
+    if catalog is None or isinstance(catalog, Catalog):
+        cat = catalog
+    else:
+        cat = read_catalog(catalog, mapping=catalog_mapping, quarantine=quarantine, strict=strict)
+        if str(catalog) != "-":
+            exclude.append(Path(catalog))
+    stream = EventStream(
+        paths,
+        mapping=mapping,
+        quarantine=quarantine,
+        strict=strict,
+        tz=tz,
+        catalog=cat,
+        strict_catalog=strict_catalog,
+        users=users,
+        dedup=dedup,
+        exclude=exclude,
+    )
+    stream.catalog_given = cat
+    return stream
 
 
 def _collect(stream: EventStream, cap: int | None) -> dict[str, UserHistory]:

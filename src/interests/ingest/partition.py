@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..events import Catalog, Event
-from .catalog import read_catalog
-from .logs import Logs, _collect
+from .logs import Logs, _collect, open_stream
 from .mapping import CatalogMapping, ColumnMapping
 from .quarantine import IngestError, Quarantine
 from .report import IngestReport
-from .stream import EventStream, _digest
+from .stream import _digest
 
 MANIFEST = "manifest.json"
 
@@ -176,27 +175,11 @@ def partition_logs(
     q = quarantine if isinstance(quarantine, Quarantine) else Quarantine(quarantine, strict=strict)
     files: list[IO[str]] = []
     try:
-        exclude: list[Path] = []
-        cat: Catalog | None
-        if catalog is None or isinstance(catalog, Catalog):
-            cat = catalog
-        else:
-            cat = read_catalog(catalog, mapping=catalog_mapping, quarantine=q, strict=strict)
-            if str(catalog) != "-":
-                exclude.append(Path(catalog))
-        stream = EventStream(
-            paths,
-            mapping=mapping,
-            quarantine=q,
-            strict=strict,
-            tz=tz,
-            catalog=cat,
-            strict_catalog=strict_catalog,
-            users=users,
-            dedup=False,  # duplicates are found per partition, in bounded memory
-            exclude=exclude,
+        # no duplicate set here: duplicates are found per partition, in bounded memory
+        stream = open_stream(
+            paths, q, mapping, catalog, catalog_mapping, strict_catalog, strict, tz, users, False
         )
-        out = PartitionedLogs(d, parts, cat, stream.report, q, max_events_per_user, dedup)
+        out = PartitionedLogs(d, parts, stream.catalog_given, stream.report, q, max_events_per_user, dedup)
         files = [p.open("w", encoding="utf-8") for p in out.paths()]
         items: set[str] = set()
         users_seen: set[str] = set()

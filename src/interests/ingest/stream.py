@@ -81,6 +81,7 @@ class EventStream:
         self._seen: set[int] = set()  # 96-bit digests of event keys (see _digest)
         self.files, skipped = expand_paths(paths, exclude)
         self.report = IngestReport(skipped_files=skipped)
+        self.catalog_given = catalog  # the catalogue passed in (self.catalog only with strict_catalog)
         self._t0 = time.perf_counter()
 
     def __iter__(self) -> Iterator[Event]:

@@ -89,6 +89,18 @@ def attempt_plan(max_new_tokens: int, max_attempts: int) -> list[Attempt]:
     return plan
 
 
+#: the engine's counters in an :class:`ExtractResult`: summed when runs are combined (partitions, Ray batches)
+ENGINE_COUNTERS = (
+    "valid_first_try",
+    "retries",
+    "truncated_prompts",
+    "prompt_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "engine_seconds",
+)
+
+
 @dataclass
 class ExtractResult:
     """What a run did (what the CLI summary prints)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .extract import ExtractResult, extract_profiles, sibling_path
+from .extract import ENGINE_COUNTERS, ExtractResult, extract_profiles, sibling_path
 from .item_groups import ItemGroups, UserItems, extend_groups, group_items
 from .signals import dataset_reference
 
@@ -36,14 +36,8 @@ _SUMMED = (
     "profiles",
     "errors",
     "errors_before",
-    "valid_first_try",
-    "retries",
-    "truncated_prompts",
-    "prompt_tokens",
-    "output_tokens",
-    "cached_tokens",
     "seconds",
-    "engine_seconds",
+    *ENGINE_COUNTERS,
 )
 
 

@@ -5,7 +5,9 @@
     items, scores = model.recommend("u001", k=10)
 
 Submodules: :mod:`.split` (the BENCHMARK.md temporal split), :mod:`.metrics`,
-:mod:`.baselines` (most popular, ItemKNN, EASE), :mod:`.features`,
+:mod:`.baselines` (most popular, recency-popularity, ItemKNN, EASE),
+:mod:`.sasrec` (the sequential baseline), :mod:`.steer` and :mod:`.explore`
+(steering by nodes, explore slots), :mod:`.features`,
 :mod:`.model` (network + config), :mod:`.train`, :mod:`.backbone`,
 :mod:`.recommender` (the SDK class), :mod:`.explain`, :mod:`.rerank`,
 :mod:`.io`, :mod:`.evaluate` (the benchmark protocol). torch is imported
@@ -25,6 +27,9 @@ _EXPORTS = {
     "EASE": "interests.recsys.baselines",
     "ItemKNN": "interests.recsys.baselines",
     "MostPopular": "interests.recsys.baselines",
+    "RecentPopular": "interests.recsys.baselines",
+    "SASRec": "interests.recsys.sasrec",
+    "Steering": "interests.recsys.steer",
     "Histories": "interests.recsys.data",
     "from_user_histories": "interests.recsys.data",
     "TemporalSplit": "interests.recsys.split",

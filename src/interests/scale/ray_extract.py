@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BackendError, ConfigError
 from ..events import Catalog, UserHistory
 from ..llm.base import Backend
-from ..profile.extract import ExtractResult, extract_profiles, run_groups, sibling_path
+from ..profile.extract import ENGINE_COUNTERS, ExtractResult, extract_profiles, run_groups, sibling_path
 from ..profile.grounding import now_iso
 from ..profile.privacy import check_resume_ids, pseudonymise
 from ..profile.signals import dataset_reference
@@ -66,15 +66,7 @@ RESTART_TIMEOUT_S = 900.0
 #: a batch whose actor died this many times is written as error records (a poison batch, e.g. out of memory)
 BATCH_DEATHS = 3
 #: the counters of each batch's run that add up to the job's
-_SUMMED = (
-    "valid_first_try",
-    "retries",
-    "truncated_prompts",
-    "prompt_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "engine_seconds",
-)
+_SUMMED = ENGINE_COUNTERS
 _ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+)$")
 RAY_MISSING = "distributed extraction needs Ray: pip install 'interests[ray]'"
 
