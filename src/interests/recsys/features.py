@@ -24,6 +24,7 @@ from .data import Histories
 if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog
     from interests.schema import InterestProfile
+    from interests.taxonomy.model import Taxonomy
 
 L3_DIM = 24 + 7 + 6
 DAY = 86400.0
@@ -76,7 +77,7 @@ class ItemNodes:
         return cls(z, z.copy(), [], [], np.zeros(0, dtype=np.int64))
 
     @classmethod
-    def from_taxonomy(cls, taxonomy: Any, item_ids: Sequence[str], catalog: Catalog | None) -> ItemNodes:
+    def from_taxonomy(cls, taxonomy: Taxonomy, item_ids: Sequence[str], catalog: Catalog | None) -> ItemNodes:
         from interests.events import Item
 
         items = [catalog.get_item(i) if catalog is not None else Item(item_id=i) for i in item_ids]
@@ -103,7 +104,7 @@ class ItemNodes:
         return len(self.topic_ids)
 
 
-def _labels(taxonomy: Any) -> dict[str, str]:
+def _labels(taxonomy: Taxonomy) -> dict[str, str]:
     out: dict[str, str] = {}
     for d in getattr(taxonomy, "domains", []):
         out[d.id] = getattr(d, "llm_label", None) or d.label

@@ -38,6 +38,7 @@ from .steer import ItemCategories, NodeIndex, Pick, Recommended, Resolved, Steer
 if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog
     from interests.schema import InterestProfile
+    from interests.taxonomy.model import Taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class TwoTower:
         *,
         catalog: Catalog | None = None,
         profiles: Sequence[InterestProfile] | Mapping[str, InterestProfile] | None = None,
-        taxonomy: Any = None,
+        taxonomy: Taxonomy | None = None,
         valid: Mapping[str, Sequence[str]] | None = None,
         ease_weights: np.ndarray | None = None,
         epochs: int | None = None,
@@ -389,8 +390,8 @@ class TwoTower:
             user_ids, k, filter_seen=filter_seen, diverse=diverse, steer=steering, explore=explore
         )
         if isinstance(user_ids, str):
-            ids, vals = _arrays([lists])
-            return ids[0], vals[0]
+            one_ids, one_vals = _arrays([lists])
+            return one_ids[0], one_vals[0]
         return _arrays(lists)
 
     def recommend_items(
@@ -649,7 +650,7 @@ def fit_two_tower(
     *,
     catalog: Catalog | None = None,
     profiles: Sequence[InterestProfile] | Mapping[str, InterestProfile] | None = None,
-    taxonomy: Any = None,
+    taxonomy: Taxonomy | None = None,
     holdout: bool = True,
     **config: Any,
 ) -> TwoTower:

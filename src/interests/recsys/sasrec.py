@@ -54,7 +54,7 @@ class SASRecLog:
     seconds: float = 0.0
 
 
-def _net(n_items: int, cfg: SASRecConfig):  # type: ignore[no-untyped-def]
+def _net(n_items: int, cfg: SASRecConfig):
     import torch
     from torch import nn
 
@@ -109,7 +109,7 @@ class SASRec:
 
     def __init__(self, config: SASRecConfig | None = None, **overrides: object) -> None:
         base = config or SASRecConfig()
-        self.config = SASRecConfig(**{**base.__dict__, **overrides})  # type: ignore[arg-type]
+        self.config = SASRecConfig(**{**base.__dict__, **overrides})
         self.net: object | None = None
         self.n_items = 0
         self.train_log = SASRecLog()

@@ -428,8 +428,8 @@ def pick(
             items, vals = mmr_rerank(cand, ss[cand], domains, n_main, diverse)
             for i, v in zip(items.tolist(), vals.tolist(), strict=True):
                 if steer.include:
-                    node = next(n.label for n in steer.include if n.members[i])
-                    out.append(Pick(i, float(v), "steering", node))
+                    label = next(n.label for n in steer.include if n.members[i])
+                    out.append(Pick(i, float(v), "steering", label))
                 else:
                     out.append(Pick(i, float(v), "model", index.item_node(i)))
     taken[[p.item for p in out]] = True
