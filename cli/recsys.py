@@ -248,6 +248,12 @@ def recommend(
     help="Seeds of the trained models (comma-separated integers).",
 )
 @click.option("--variants", default=None, help="Two-tower variants (comma-separated) [default: all].")
+@click.option(
+    "--sasrec/--no-sasrec",
+    default=True,
+    show_default=True,
+    help="Include the SASRec baseline (minutes per epoch on a CPU for 100k events).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {segment: {model: metrics}}.")
 @sdk_command
 def evaluate(
@@ -257,6 +263,7 @@ def evaluate(
     extract: bool,
     seeds: list[int],
     variants: str | None,
+    sasrec: bool,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -283,6 +290,7 @@ def evaluate(
         variants=chosen,
         profiles=prof,
         taxonomy=hashing_taxonomy(parsed.catalog) if prof else None,
+        **({} if sasrec else {"sasrec_grid": None}),
     )
     if as_json:
         click.echo(json.dumps(res.table))

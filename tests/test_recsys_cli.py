@@ -59,7 +59,13 @@ def test_train_recommend_evaluate_round_trip(example_logs_dir: Path, tmp_path: P
     table = json.loads(res.output.strip().splitlines()[-1])
     assert set(table) == {"all", "cold"}
     for seg in table.values():
-        assert {"two-tower", "two-tower-history", "ease", "itemknn", "popular"} <= set(seg)
+        assert {"two-tower", "two-tower-history", "ease", "itemknn", "popular", "sasrec"} <= set(seg)
         for row in seg.values():
             assert {"recall@10", "ndcg@10", "recall@20", "ndcg@20", "coverage@20", "diversity@20"} <= set(row)
             assert all(0.0 <= row[k] <= 1.0 for k in ("recall@20", "ndcg@20", "coverage@20"))
+    res = runner.invoke(
+        cli, ["evaluate", *logs, "--seeds", "0", "--variants", "two-tower-history", "--no-sasrec", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    quick = json.loads(res.output.strip().splitlines()[-1])
+    assert "sasrec" not in quick["all"] and {"two-tower-history", "ease"} <= set(quick["all"])
