@@ -67,6 +67,24 @@ class Explanation:
         }
 
 
+def _tower_groups(model: Any, query: Any, feats: Any) -> tuple[Any, dict[str, Any], np.ndarray]:
+    """Item vectors, the first query user's vector per input group, and that user's tower scores
+    (the groups and the user bias sum to the user vector). Call under ``torch.no_grad()``."""
+    import torch
+
+    net = model.net
+    vecs = net.item_vectors()
+    groups = net.group_vectors(
+        model._hist_tensor(query),
+        torch.tensor(feats.profile),
+        torch.tensor(feats.taxonomy),
+        torch.tensor(feats.l3),
+        item_vecs=vecs,
+    )
+    u = sum(groups.values()) + net.user_bias
+    return vecs, groups, (u @ vecs.T).numpy()[0].astype(np.float64)
+
+
 def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) -> Explanation:
     import torch
 
@@ -79,17 +97,8 @@ def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) 
     i = model.known.item_index[item_id]
     net, cfg = model.net, model.config
     with torch.no_grad():
-        vecs = net.item_vectors()
+        vecs, groups, tw_all = _tower_groups(model, query, feats)
         hist = model._hist_tensor(query)
-        groups = net.group_vectors(
-            hist,
-            torch.tensor(feats.profile),
-            torch.tensor(feats.taxonomy),
-            torch.tensor(feats.l3),
-            item_vecs=vecs,
-        )
-        u = sum(groups.values()) + net.user_bias
-        tw_all = (u @ vecs.T).numpy()[0].astype(np.float64)
         vi = vecs[i]
         g_val = {g: float(groups[g][0] @ vi) for g in groups}
         g_val["bias"] = float(net.user_bias @ vi)
@@ -162,18 +171,9 @@ def profile_wins(model: Any, query: Any, feats: Any) -> np.ndarray:
     n = model.known.n_items
     if not bool(np.asarray(feats.has_profile).reshape(-1)[0]):
         return np.zeros(n, dtype=bool)
-    net, cfg = model.net, model.config
+    cfg = model.config
     with torch.no_grad():
-        vecs = net.item_vectors()
-        groups = net.group_vectors(
-            model._hist_tensor(query),
-            torch.tensor(feats.profile),
-            torch.tensor(feats.taxonomy),
-            torch.tensor(feats.l3),
-            item_vecs=vecs,
-        )
-        u = sum(groups.values()) + net.user_bias
-        tw_all = (u @ vecs.T).numpy()[0].astype(np.float64)
+        vecs, groups, tw_all = _tower_groups(model, query, feats)
         part = {g: (groups[g][0] @ vecs.T).numpy().astype(np.float64) for g in groups}
     if model.backbone is not None:
         a = 0.5 if cfg.fusion is None else float(cfg.fusion)
