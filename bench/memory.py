@@ -82,29 +82,18 @@ def measure(path: str, setting: str, cap: int, trace: bool, parts: int) -> dict[
                 kept += part.n_events
                 users += len(part)
             report = split.report
-        seconds = time.perf_counter() - start
-        traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
-        return {
-            "setting": setting,
-            "rows": report.rows_read,
-            "kept": kept,
-            "users": users,
-            "seconds": seconds,
-            "baseline_mb": baseline,
-            "peak_mb": _rss_mb(),
-            "traced_mb": traced,
-        }
-    logs = read_logs(
-        path, max_events_per_user=None if setting == "no-cap" else cap, dedup=setting != "cap-no-dedup"
-    )
-    histories, report = logs.histories, logs.report
+    else:
+        logs = read_logs(
+            path, max_events_per_user=None if setting == "no-cap" else cap, dedup=setting != "cap-no-dedup"
+        )
+        report, kept, users = logs.report, logs.n_events, len(logs)
     seconds = time.perf_counter() - start
     traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
     return {
         "setting": setting,
         "rows": report.rows_read,
-        "kept": sum(len(h.events) for h in histories.values()),
-        "users": len(histories),
+        "kept": kept,
+        "users": users,
         "seconds": seconds,
         "baseline_mb": baseline,
         "peak_mb": _rss_mb(),

@@ -174,6 +174,38 @@ def _parse(job: _Job, result: GenResult) -> BaseModel | str:
         )
 
 
+def plan_job(
+    histories: Mapping[str, UserHistory],
+    output: str | Path,
+    errors: str | Path | None,
+    users: Collection[str] | None,
+    limit: int | None,
+    retry_errors: bool,
+    *,
+    hashed: bool,
+) -> tuple[Path, Path, list[str], set[str]]:
+    """A run's set-up: ``(output, errors path, selected users in order, users already done)``.
+
+    Both files are repaired and exist afterwards (even when empty); with
+    ``retry_errors`` the error records are dropped first, so those users run again.
+    """
+    output = Path(output)
+    errors_path = Path(errors) if errors is not None else sibling_path(output, "errors")
+    for p in (output, errors_path):
+        repair(p)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.touch()
+    if retry_errors:
+        rewrite_without(errors_path, done_users(errors_path))
+    wanted = None if users is None else set(users)  # once, not per user (was quadratic in --users)
+    order = [u for u in histories if wanted is None or u in wanted]
+    if limit is not None:
+        order = order[:limit]
+    done = done_users(output, errors_path)
+    check_resume_ids(done, hashed=hashed)
+    return output, errors_path, order, done
+
+
 def extract_profiles(
     logs: Logs | Mapping[str, UserHistory],
     *,
@@ -222,21 +254,9 @@ def extract_profiles(
     if hash_key is not None:
         histories, users = pseudonymise(histories, users, hash_key)
     catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
-    output = Path(output)
-    errors_path = Path(errors) if errors is not None else sibling_path(output, "errors")
-    for p in (output, errors_path):
-        repair(p)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.touch()  # both files exist after a run, even when empty
-    if retry_errors:
-        rewrite_without(errors_path, done_users(errors_path))
-
-    wanted = None if users is None else set(users)  # once, not per user (was quadratic in --users)
-    order = [u for u in histories if wanted is None or u in wanted]
-    if limit is not None:
-        order = order[:limit]
-    done = done_users(output, errors_path)
-    check_resume_ids(done, hashed=hash_key is not None)
+    output, errors_path, order, done = plan_job(
+        histories, output, errors, users, limit, retry_errors, hashed=hash_key is not None
+    )
     empty = [u for u in order if u not in done and not histories[u].events]
     todo = [u for u in order if u not in done and histories[u].events]
     append_lines(

@@ -46,11 +46,18 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BackendError, ConfigError
 from ..events import Catalog, UserHistory
 from ..llm.base import Backend
-from ..profile.extract import ENGINE_COUNTERS, ExtractResult, extract_profiles, run_groups, sibling_path
+from ..profile.extract import (
+    ENGINE_COUNTERS,
+    ExtractResult,
+    extract_profiles,
+    plan_job,
+    run_groups,
+    sibling_path,
+)
 from ..profile.grounding import now_iso
-from ..profile.privacy import check_resume_ids, pseudonymise
+from ..profile.privacy import pseudonymise
 from ..profile.signals import dataset_reference
-from ..profile.store import append_lines, done_users, repair, rewrite_without
+from ..profile.store import append_lines, done_users
 from ..schema import ErrorRecord
 
 if TYPE_CHECKING:
@@ -299,20 +306,9 @@ def extract_profiles_ray(
         histories, users = pseudonymise(histories, users, hash_key)
     catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
     make_backend = backend if backend is not None else BackendSpec(model=model)
-    output = Path(output)
-    errors_path = Path(errors) if errors is not None else sibling_path(output, "errors")
-    for p in (output, errors_path):
-        repair(p)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.touch()
-    if retry_errors:
-        rewrite_without(errors_path, done_users(errors_path))
-    wanted = None if users is None else set(users)
-    order = [u for u in histories if wanted is None or u in wanted]
-    if limit is not None:
-        order = order[:limit]
-    done = done_users(output, errors_path)
-    check_resume_ids(done, hashed=hash_key is not None)
+    output, errors_path, order, done = plan_job(
+        histories, output, errors, users, limit, retry_errors, hashed=hash_key is not None
+    )
     todo = [u for u in order if u not in done]
 
     label = getattr(make_backend, "model", None) or model
