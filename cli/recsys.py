@@ -284,13 +284,14 @@ def evaluate(
     if extract and not profiles_dir:
         raise ConfigError("--extract needs --profiles-dir to write the profiles into")
     prof = cached_profiles(profiles_dir, extract=extract, catalog=parsed.catalog) if profiles_dir else None
+    no_sasrec: dict[str, Any] = {} if sasrec else {"sasrec_grid": None}
     res = run(
         parsed,
         seeds=seeds,
         variants=chosen,
         profiles=prof,
         taxonomy=hashing_taxonomy(parsed.catalog) if prof else None,
-        **({} if sasrec else {"sasrec_grid": None}),
+        **no_sasrec,
     )
     if as_json:
         click.echo(json.dumps(res.table))
