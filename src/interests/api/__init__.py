@@ -12,7 +12,8 @@
 Modules: :mod:`.app` (the FastAPI factory and :func:`serve`), :mod:`.state`
 (in-memory users, histories, profiles, the score cache), :mod:`.scoring`
 (one user's fused scores, fold-in of posted events, explanations),
-:mod:`.refresh` (the bounded profile refresh queue), :mod:`.middleware`
+:mod:`.refresh` (the bounded profile refresh queue and the refreshers: exact
+statistics, an LLM's words where a hierarchy changed), :mod:`.middleware`
 (API key, body limit, metrics), :mod:`.metrics` and :mod:`.schemas` (request and
 response bodies); explanations are rendered by
 :func:`interests.recsys.explain.explanation_json`, as in ``interests recommend``.
@@ -33,6 +34,10 @@ _EXPORTS = {
     "Posted": "interests.api.state",
     "Scorer": "interests.api.scoring",
     "RefreshQueue": "interests.api.refresh",
+    "RefreshFailed": "interests.api.refresh",
+    "ProfileRefresher": "interests.api.refresh",
+    "default_refresher": "interests.api.refresh",
+    "llm_refresher": "interests.api.refresh",
 }
 
 __all__ = list(_EXPORTS)

@@ -37,7 +37,7 @@ from interests.recsys.explain import explanation_json, reason_lines
 
 from .metrics import Metrics
 from .middleware import Guard, check_bind, check_key
-from .refresh import Refresher, RefreshQueue, default_refresher
+from .refresh import ProfileRefresher, Refresher, RefreshQueue, default_refresher
 from .schemas import (
     MAX_ID_CHARS,
     ErrorOut,
@@ -149,8 +149,10 @@ def create_app(
     ``events_log``: JSON Lines file the posted events are appended to and
     replayed from (``None``: events live in memory only). ``refresher``:
     called from a background thread with batches of user ids whose events
-    changed (default: :func:`~interests.api.refresh.default_refresher`; store
-    new profiles with ``app.state.interests.store.set_profiles``). ``groups``:
+    changed (default: :func:`~interests.api.refresh.default_refresher`, exact
+    statistics without an LLM; :func:`~interests.api.refresh.llm_refresher`
+    adds an LLM's words where a user's hierarchy changed; a function of yours
+    stores new profiles with ``app.state.interests.store.set_profiles``). ``groups``:
     how the profiles' items were grouped (``<profiles>.groups.json``, saved by
     ``extract``); default: grouped once over every user's history.
     ``api_key``: required on every request but ``/healthz``. ``cache_bytes``:
@@ -163,9 +165,13 @@ def create_app(
     scorer = Scorer(model, store, ScoreCache(cache_bytes))
     queue_box: list[RefreshQueue] = []
     metrics = Metrics(lambda: queue_box[0].depth if queue_box else 0, lambda: len(store.stale))
+    if refresher is None:
+        refresher = default_refresher(store, catalog, groups)
+    elif isinstance(refresher, ProfileRefresher):  # llm_refresher(...): this app's store, catalogue, groups
+        refresher.bind(store, catalog, groups)
     refresh_queue = RefreshQueue(
         store,
-        refresher or default_refresher(store, catalog, groups),
+        refresher,
         maxsize=queue_size,
         stale_retry_s=stale_retry_s,
         on_done=metrics.refreshed,

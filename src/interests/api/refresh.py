@@ -8,11 +8,18 @@ injected into the app, and retries stale users whenever the queue has been
 idle for ``stale_retry_s``. A user already waiting is not queued twice: the
 refresh reads the user's state when it runs, so it sees every event posted
 before it started. A refresher that raises marks its users stale (they are
-retried later); the error's type is logged, never its message, which might
-quote a review.
+retried later; :class:`RefreshFailed` names the users that failed when the
+others were refreshed); the error's type is logged, never its message, which
+might quote a review.
 
-:func:`default_refresher` refreshes with :func:`interests.profile.update.refresh_profiles`
-(exact statistics, no LLM).
+:class:`ProfileRefresher` is the service's refresher, the rule of ``interests
+update`` (:func:`interests.profile.update.plan_changes`) applied to a batch:
+exact statistics for every user whose events changed, and new words from an
+LLM only for users whose hierarchy changed (a domain or topic appeared or
+went, a domain's share moved by ``weight_shift``; every changed user with
+``refresh=True``) and for users without a profile. :func:`default_refresher`
+makes one without an LLM (those users get the data's own labels),
+:func:`llm_refresher` one with a backend.
 """
 
 from __future__ import annotations
@@ -21,11 +28,18 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
+
+from interests.profile.update import WEIGHT_SHIFT
 
 if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog
+    from interests.llm.base import Backend
+    from interests.profile.item_groups import ItemGroups
+    from interests.profile.skeleton import SkeletonRules
+    from interests.profile.update import BackendLike, RefreshResult
 
     from .state import UserStore
 
@@ -34,33 +48,199 @@ log = logging.getLogger(__name__)
 Refresher = Callable[[list[str]], None]
 
 
-def default_refresher(store: UserStore, catalog: Catalog | None = None, groups: Any = None) -> Refresher:
-    """Refresh profiles with ``interests.profile.update.refresh_profiles`` (no LLM) and store them.
+class RefreshFailed(Exception):
+    """Raised by a refresher when some users of its batch failed and the others were refreshed.
 
-    ``groups`` (:class:`~interests.profile.item_groups.ItemGroups`) default to
+    The queue marks only ``user_ids`` stale. The message is what the log
+    shows: counts and error types, never an error's own text (it might quote a
+    review).
+    """
+
+    def __init__(self, user_ids: Iterable[str], what: str) -> None:
+        super().__init__(what)
+        self.user_ids = list(user_ids)
+
+
+class ProfileRefresher:
+    """Refresh a batch of users' profiles and store them: exact statistics, an LLM's words where needed.
+
+    For every user the rule of ``interests update`` decides
+    (:func:`~interests.profile.update.plan_changes`): *unchanged* (the
+    profile already reflects every event) nothing; *exact* (same groups)
+    every statistic recomputed, the previous words kept, no LLM; *llm* (a
+    group appeared or went, a domain's share moved by ``weight_shift``, or
+    ``refresh``) and *new* (no profile yet): new words from ``backend``
+    (:func:`~interests.profile.update.refresh_profiles`, the prompts and
+    decoding of ``interests extract``). Without a backend those users get
+    the data's own labels. Exact profiles are stored before the LLM is
+    asked, so a failing backend costs only the users that needed it: they
+    keep their previous profile and are marked stale (retried later).
+
+    ``backend``: a :class:`~interests.llm.base.Backend`, or a function making
+    one, called in the worker thread the first time a user needs words (an
+    in-process engine then loads there, never in a request). ``groups``
+    (:class:`~interests.profile.item_groups.ItemGroups`) default to
     ``group_items`` over every user's history, made once on the first
     refresh: grouping only the users of one batch would cluster a handful of
-    items and name their interests differently from the rest.
+    items and name their interests differently from the rest. ``store``,
+    ``catalog`` and ``groups`` are filled in by
+    :func:`~interests.api.app.create_app` when not given. ``options`` go to
+    ``refresh_profiles`` (``tz``, ``batch_size``, ``max_new_tokens``,
+    ``max_attempts``, ``max_items``, ``prompt_dir``, ``redact``).
     """
-    made: list[Any] = [groups]
 
-    def refresh(user_ids: list[str]) -> None:
+    def __init__(
+        self,
+        backend: BackendLike | None = None,
+        *,
+        store: UserStore | None = None,
+        catalog: Catalog | None = None,
+        groups: ItemGroups | None = None,
+        refresh: bool = False,
+        weight_shift: float = WEIGHT_SHIFT,
+        rules: SkeletonRules | None = None,
+        half_life_days: float | None = None,
+        **options: Any,
+    ) -> None:
+        self.backend = backend
+        self.store, self.catalog, self.groups = store, catalog, groups
+        self.refresh, self.weight_shift = refresh, weight_shift
+        self.rules, self.half_life_days = rules, half_life_days
+        self.options = options
+        #: users by what their last refresh did (``exact``, ``llm``, ``new``, ``unchanged``)
+        self.counts: Counter[str] = Counter()
+        self._engine: Backend | None = None
+
+    @property
+    def llm(self) -> bool:
+        """Whether users whose hierarchy changed get new words from an LLM."""
+        return self.backend is not None
+
+    def bind(
+        self, store: UserStore, catalog: Catalog | None = None, groups: ItemGroups | None = None
+    ) -> ProfileRefresher:
+        """Fill in the app's store (and catalogue and groups, where not given); one app a refresher."""
+        from interests.errors import ConfigError
+
+        if self.store is not None and self.store is not store:
+            raise ConfigError("a ProfileRefresher refreshes the profiles of one app: make one for each app")
+        self.store = store
+        self.catalog = self.catalog if self.catalog is not None else catalog
+        self.groups = self.groups if self.groups is not None else groups
+        return self
+
+    def engine(self) -> Backend:
+        """The backend, made on the first call (in the worker thread)."""
+        from interests.llm.base import Backend
+
+        if self._engine is None:
+            assert self.backend is not None
+            self._engine = self.backend if isinstance(self.backend, Backend) else self.backend()
+        return self._engine
+
+    def __call__(self, user_ids: list[str]) -> None:
         from interests.profile.item_groups import extend_groups, group_items
-        from interests.profile.update import refresh_profiles
+        from interests.profile.signals import dataset_reference
+        from interests.profile.update import plan_changes, refresh_profiles
 
-        if made[0] is None:  # only the worker thread calls this: no race
-            made[0] = group_items({u: store.history(u) for u in store.user_ids()}, catalog)
+        store = self.store
+        if store is None:
+            raise RuntimeError("this ProfileRefresher has no store: pass it to create_app(refresher=...)")
+        if self.groups is None:  # only the worker thread calls this: no race
+            self.groups = group_items({u: store.history(u) for u in store.user_ids()}, self.catalog)
+        posted = {u: store.n_posted(u) for u in user_ids}
         histories = {u: store.history(u) for u in user_ids}
-        extend_groups(made[0], histories, catalog)  # items first seen in posted events
+        extend_groups(self.groups, histories, self.catalog)  # items first seen in posted events
         old = {u: p for u in user_ids if (p := store.profile(u)) is not None}
-        result = refresh_profiles(histories, old, catalog=catalog, groups=made[0], backend=None)
-        store.set_profiles(result.profiles)
-        failed = [e.user_id for e in result.errors]
-        if failed:
-            store.mark_stale(failed)
-            log.warning("profile refresh failed for %d of %d users", len(failed), len(user_ids))
+        as_of = dataset_reference(histories.values())[1]
+        changes, skeletons = plan_changes(
+            histories,
+            old,
+            self.groups,
+            self.catalog,
+            rules=self.rules,
+            weight_shift=self.weight_shift,
+            refresh=self.refresh,
+            half_life_days=self.half_life_days,
+            as_of=as_of,
+        )
+        self.counts.update(c.kind for c in changes.values())
+        words = [u for u, c in changes.items() if c.kind in ("new", "llm")] if self.llm else []
+        exact = [u for u, c in changes.items() if c.kind != "unchanged" and u not in words]
+        failed: dict[str, str] = {}
 
-    return refresh
+        def run(users: list[str], backend: Any) -> RefreshResult:
+            return refresh_profiles(
+                {u: histories[u] for u in users},
+                old,
+                catalog=self.catalog,
+                groups=self.groups,
+                backend=backend,
+                rules=self.rules,
+                as_of=as_of,
+                changes={u: changes[u] for u in users},
+                skeletons={u: skeletons[u] for u in users if u in skeletons},
+                half_life_days=self.half_life_days,
+                **self.options,
+            )
+
+        if exact:
+            self._keep(run(exact, None), posted, failed)
+        if words:
+            try:
+                result = run(words, self.engine)
+            except Exception as exc:  # the backend failed: those users keep their profile, marked stale
+                failed.update((u, type(exc).__name__) for u in words)
+            else:
+                self._keep(result, posted, failed)
+        if failed:
+            why = ", ".join(f"{n} {what}" for what, n in Counter(failed.values()).most_common())
+            raise RefreshFailed(failed, why)
+
+    def _keep(self, result: RefreshResult, posted: dict[str, int], failed: dict[str, str]) -> None:
+        store = self.store
+        assert store is not None
+        store.set_profiles(result.profiles)
+        failed.update((e.user_id, f"{e.stage} error") for e in result.errors)
+        # events posted while the refresh ran are not in these profiles: still stale
+        store.mark_stale([u for u in result.profiles if store.n_posted(u) != posted[u]])
+
+    def close(self) -> None:
+        """Close a backend this refresher made (an in-process engine stops)."""
+        engine, self._engine = self._engine, None
+        if engine is not None and engine is not self.backend:
+            engine.close()
+
+
+def default_refresher(
+    store: UserStore, catalog: Catalog | None = None, groups: ItemGroups | None = None
+) -> ProfileRefresher:
+    """Refresh profiles without an LLM (exact statistics; new groups get the data's own labels)."""
+    return ProfileRefresher(store=store, catalog=catalog, groups=groups)
+
+
+def llm_refresher(
+    backend: BackendLike,
+    *,
+    catalog: Catalog | None = None,
+    groups: ItemGroups | None = None,
+    refresh: bool = False,
+    weight_shift: float = WEIGHT_SHIFT,
+    **options: Any,
+) -> ProfileRefresher:
+    """A refresher that asks ``backend`` for new words where a user's hierarchy changed, for
+    ``create_app(refresher=...)``; see :class:`ProfileRefresher`.
+
+    ::
+
+        from interests.llm.server import ServerBackend
+
+        app = create_app(model, profiles, catalog=catalog,
+                         refresher=llm_refresher(lambda: ServerBackend("http://127.0.0.1:8001/v1")))
+    """
+    return ProfileRefresher(
+        backend, catalog=catalog, groups=groups, refresh=refresh, weight_shift=weight_shift, **options
+    )
 
 
 class RefreshQueue:
@@ -150,11 +330,16 @@ class RefreshQueue:
                 self._busy = False
                 continue
             self._busy = True
-            ok = True
+            failed: list[str] = []
             try:
                 self.refresher(batch)
+            except RefreshFailed as exc:  # some users failed, the others were refreshed
+                mine = set(batch)
+                failed = [u for u in dict.fromkeys(exc.user_ids) if u in mine]
+                self.store.mark_stale(failed)
+                log.warning("profile refresh failed for %d of %d users: %s", len(failed), len(batch), exc)
             except Exception as exc:  # a refresher bug must not kill the worker or lose the users
-                ok = False
+                failed = batch
                 self.store.mark_stale(batch)
                 log.error("profile refresh of %d users failed: %s", len(batch), type(exc).__name__)
             finally:
@@ -162,7 +347,10 @@ class RefreshQueue:
                 for _ in batch if queued else ():
                     self._q.task_done()
             if self.on_done is not None:
-                self.on_done(len(batch), ok)
+                if len(batch) > len(failed):
+                    self.on_done(len(batch) - len(failed), True)
+                if failed:
+                    self.on_done(len(failed), False)
 
     def idle(self) -> bool:
         """Nothing queued and no refresh running (a user taken off the queue counts until refreshed)."""
@@ -178,10 +366,22 @@ class RefreshQueue:
         return self.idle()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the worker after the batch in flight (queued users are lost; their events are not)."""
+        """Stop the worker after the batch in flight (queued users are lost; their events are not),
+        then close the refresher's backend (an engine still in use by a batch that outlived
+        ``timeout`` is left to exit with the process)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        close = getattr(self.refresher, "close", None)
+        if callable(close) and (self._thread is None or not self._thread.is_alive()):
+            close()
 
 
-__all__ = ["RefreshQueue", "Refresher", "default_refresher"]
+__all__ = [
+    "ProfileRefresher",
+    "RefreshFailed",
+    "RefreshQueue",
+    "Refresher",
+    "default_refresher",
+    "llm_refresher",
+]

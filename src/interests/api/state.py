@@ -221,8 +221,9 @@ class UserStore:
                 self.stale.discard(uid)
 
     def mark_stale(self, user_ids: Iterable[str]) -> None:
+        ids = list(user_ids)  # before the lock: a generator may read the store
         with self.lock:
-            self.stale.update(user_ids)
+            self.stale.update(ids)
 
     def take_stale(self, n: int) -> list[str]:
         """Up to ``n`` stale users, removed from the stale set (the caller refreshes them)."""
