@@ -344,6 +344,34 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return logs, {k: v for k, v in options.items() if k not in _LOG_OPTIONS}
 
 
+def _ray_address(value: str | None) -> str | None:
+    """Checked while parsing, before a log file swallowed by ``--ray LOGS`` turns into "missing LOGS"."""
+    if value is None:
+        return None
+    from interests.errors import ConfigError
+    from interests.scale.ray_extract import check_address
+
+    try:
+        return check_address(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def ray_option(what: str) -> Callable[[F], F]:
+    """``--ray [ADDRESS]``: run ``what`` on a Ray cluster (alone: a new local cluster)."""
+    return click.option(
+        "--ray",
+        "ray_address",
+        is_flag=False,
+        flag_value="local",
+        default=None,
+        metavar="[ADDRESS]",
+        callback=lambda ctx, param, value: _ray_address(value),
+        help=f"{what}: alone, a new local cluster; or auto, ray://HOST:10001, HOST:6379 "
+        "(write --ray=ADDRESS, or put it after LOGS). Needs interests[ray].",
+    )
+
+
 def half_life_option(func: F) -> F:
     return click.option(
         "--half-life",

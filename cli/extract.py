@@ -22,6 +22,7 @@ from .common import (
     make_backend,
     note,
     quiet,
+    ray_option,
     read_logs_for,
     sdk_command,
     split_options,
@@ -68,19 +69,6 @@ def _progress(total: int) -> Any:
         transient=False,
         disable=not _bar_shown(),
     )
-
-
-def _ray_address(value: str | None) -> str | None:
-    """Checked while parsing, before a log file swallowed by ``--ray LOGS`` turns into "missing LOGS"."""
-    if value is None:
-        return None
-    from interests.errors import ConfigError
-    from interests.scale.ray_extract import check_address
-
-    try:
-        return check_address(value)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc)) from exc
 
 
 class _NoBackend:
@@ -174,17 +162,7 @@ def _backend_spec(opts: dict[str, Any]) -> Any:
     is_flag=True,
     help="Write keyed pseudonyms (h_ + HMAC-SHA256) instead of user ids; key from $INTERESTS_HASH_KEY.",
 )
-@click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    metavar="[ADDRESS]",
-    callback=lambda ctx, param, value: _ray_address(value),
-    help="Extract on a Ray cluster, one engine per actor: alone, a new local cluster; or auto, "
-    "ray://HOST:10001, HOST:6379 (write --ray=ADDRESS, or put it after LOGS). Needs interests[ray].",
-)
+@ray_option("Extract on a Ray cluster, one engine per actor")
 @click.option(
     "--actors",
     type=click.IntRange(min=1),

@@ -11,6 +11,7 @@ from .common import (
     all_logs,
     logs_arguments,
     note,
+    ray_option,
     read_logs_for,
     sdk_command,
     split_options,
@@ -72,6 +73,29 @@ def _int_list(value: str, name: str | None) -> list[int]:
     show_default=True,
     help="Text encoder for item and profile texts (see interests.encode).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train data-parallel on this many Ray Train workers (DDP; gloo on CPU, NCCL with --worker-gpu). "
+    "Needs interests[ray].",
+)
+@ray_option("With --workers, the Ray cluster to train on")
+@click.option(
+    "--worker-cpus",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="CPUs each training worker asks for (and its torch threads).",
+)
+@click.option("--worker-gpu", is_flag=True, help="One GPU for each training worker.")
+@click.option(
+    "--checkpoints",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --workers, keep each epoch's checkpoint here (shared storage on a multi-node cluster); "
+    "the same command again resumes a run that died [default: a temporary folder].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was trained as JSON on stdout.")
 @sdk_command
 def train(
@@ -86,6 +110,11 @@ def train(
     backbone: bool,
     loss: str,
     encoder: str,
+    workers: int | None,
+    ray_address: str | None,
+    worker_cpus: float,
+    worker_gpu: bool,
+    checkpoints: str | None,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -93,6 +122,22 @@ def train(
     from interests.pipeline import train as run
     from interests.profile.store import read_profiles
 
+    distributed = None
+    if workers is None:
+        if ray_address is not None or worker_gpu or checkpoints is not None or worker_cpus != 1.0:
+            raise click.UsageError("--ray, --worker-cpus, --worker-gpu and --checkpoints go with --workers")
+    else:
+        from interests.scale.ray_extract import require_ray
+        from interests.scale.ray_train import RayTraining
+
+        require_ray("distributed training")  # fail before reading the logs
+        distributed = RayTraining(
+            workers=workers,
+            address=ray_address,
+            cpus_per_worker=worker_cpus,
+            use_gpu=worker_gpu,
+            checkpoints=checkpoints,
+        )
     log_opts, _ = split_options(options)
     parsed = read_logs_for(all_logs(logs, logs_option), output, **log_opts)
     profs = read_profiles(profiles) if profiles else None
@@ -107,6 +152,7 @@ def train(
         backbone=backbone,
         loss=loss,
         encoder=encoder,
+        distributed=distributed,
     )
     tl = model.train_log
     valid = f", holdout NDCG@20 {tl.best_valid:.4f}" if tl.best_valid is not None else ""
@@ -125,6 +171,8 @@ def train(
             "holdout_ndcg@20": tl.best_valid,
             "fusion": model.config.fusion,
             "seconds": tl.seconds,
+            "workers": tl.workers,
+            "epoch_seconds": tl.epoch_seconds,
         }
         click.echo(json.dumps(summary, indent=2))
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .llm.base import Backend
     from .recsys.evaluate import ProfileSource, TaxonomySource
     from .recsys.recommender import TwoTower
+    from .scale.ray_train import RayTraining
     from .taxonomy import Taxonomy
 
 LogsInput = Logs | str | Path | Sequence[str | Path]
@@ -93,13 +94,15 @@ def train(
     taxonomy: Taxonomy | str | Path | None = None,
     output: str | Path | None = None,
     holdout: bool = True,
+    distributed: RayTraining | None = None,
     **config: Any,
 ) -> TwoTower:
     """A two-tower model trained as ``interests train`` does; saved to ``output`` when given.
 
     ``profiles`` and ``taxonomy`` may be paths (``profiles.jsonl``, a taxonomy
     folder) or objects; ``config`` sets :class:`~interests.recsys.model.TwoTowerConfig`
-    fields (``epochs``, ``seed``, ``encoder``, ...).
+    fields (``epochs``, ``seed``, ``encoder``, ...). ``distributed``
+    (:class:`~interests.scale.RayTraining`) trains on Ray Train workers.
     """
     from .recsys.recommender import fit_two_tower
 
@@ -117,7 +120,9 @@ def train(
         from .taxonomy import Taxonomy
 
         taxonomy = Taxonomy.load(taxonomy)
-    model = fit_two_tower(parsed, profiles=profiles, taxonomy=taxonomy, holdout=holdout, **config)
+    model = fit_two_tower(
+        parsed, profiles=profiles, taxonomy=taxonomy, holdout=holdout, distributed=distributed, **config
+    )
     if output is not None:
         model.save(output)
     return model

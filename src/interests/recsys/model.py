@@ -113,8 +113,8 @@ class TwoTowerNet(nn.Module):
     def item_vectors(self, idx: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.cfg
         if idx is None:
-            idx = torch.arange(cfg.n_items)
-        v = torch.zeros(len(idx), cfg.dim)
+            idx = torch.arange(cfg.n_items, device=self.user_bias.device)
+        v = torch.zeros(len(idx), cfg.dim, device=self.user_bias.device)
         if cfg.use_ids:
             v = v + self.item_id(idx)
         if cfg.use_item_text and cfg.text_dim:
@@ -142,7 +142,7 @@ class TwoTowerNet(nn.Module):
         """Each input group's additive share of the user vector."""
         cfg = self.cfg
         B = hist.shape[0]
-        zero = torch.zeros(B, cfg.dim)
+        zero = torch.zeros(B, cfg.dim, device=hist.device)
         out = {g: zero for g in GROUPS}
         if cfg.use_history:
             vecs = item_vecs if item_vecs is not None else self.item_vectors()
@@ -170,6 +170,43 @@ class TwoTowerNet(nn.Module):
         for v in parts.values():
             total = total + v
         return total
+
+    def forward(
+        self,
+        hist: torch.Tensor,
+        prof: torch.Tensor,
+        tax: torch.Tensor,
+        l3: torch.Tensor,
+        cand: torch.Tensor,
+        logq: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The training loss of one batch (``forward`` so that DDP can wrap the network).
+
+        ``cand`` is the targets ``[B]`` (in-batch sampled softmax; ``logq``: the log
+        sampling probability of each target, subtracted from its logits) or, for the
+        BCE loss, ``[B, 1 + negatives]`` with the target first.
+        """
+        import torch.nn.functional as F
+
+        needed = torch.cat([hist.clamp(min=0).reshape(-1), cand.reshape(-1)])
+        uniq, inv = torch.unique(needed, return_inverse=True)
+        vecs = self.item_vectors(uniq)
+        n_hist = hist.numel()
+        local_hist = torch.where(hist >= 0, inv[:n_hist].reshape(hist.shape), torch.full_like(hist, -1))
+        u = self.user_vectors(local_hist, prof, tax, l3, item_vecs=vecs)
+        cv = vecs[inv[n_hist:]].reshape(*cand.shape, -1)
+        if cand.dim() == 2:  # BCE: the target against sampled negatives
+            logits = (u.unsqueeze(1) * cv).sum(-1)
+            labels = torch.zeros_like(logits)
+            labels[:, 0] = 1.0
+            return F.binary_cross_entropy_with_logits(logits, labels)
+        logits = u @ cv.T
+        if logq is not None:
+            logits = logits - logq.unsqueeze(0)
+        eye = torch.eye(len(cand), dtype=torch.bool, device=cand.device)
+        same = (cand.unsqueeze(0) == cand.unsqueeze(1)) & ~eye  # other examples of the same item
+        logits = logits.masked_fill(same, -1e9)
+        return F.cross_entropy(logits, torch.arange(len(cand), device=cand.device))
 
 
 __all__ = ["GROUPS", "TwoTowerConfig", "TwoTowerNet"]

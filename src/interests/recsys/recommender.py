@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from .steer import ItemCategories, NodeIndex, Pick, Recommended, Resolved, Steer
 
 if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog
+    from interests.scale.ray_train import RayTraining
     from interests.schema import InterestProfile
     from interests.taxonomy.model import Taxonomy
 
@@ -96,12 +98,15 @@ class TwoTower:
         valid: Mapping[str, Sequence[str]] | None = None,
         ease_weights: np.ndarray | None = None,
         epochs: int | None = None,
+        distributed: RayTraining | None = None,
     ) -> TwoTower:
         """Train on ``data`` (``Logs``, ``{user: UserHistory}`` or :class:`Histories`).
 
         ``valid`` maps users to held-out items: training stops early on their
         NDCG@20 and ``fusion`` is tuned on it when the config leaves it ``None``.
         ``ease_weights`` reuses a dense EASE matrix fit on the same data.
+        ``distributed`` trains the network on Ray Train workers
+        (:class:`~interests.scale.RayTraining`, ``pip install 'interests[ray]'``).
         """
         import torch
 
@@ -171,7 +176,7 @@ class TwoTower:
                 known, cfg.ease_lambda, cfg.recency_decay, cfg.ease_keep, dense=ease_weights
             )
             log.info("EASE backbone (lambda %s): %.1fs", cfg.ease_lambda, time.perf_counter() - t0)
-        eval_fn = None
+        eval_fn: ValidProbe | None = None
         vq: Histories | None = None
         targets: list[np.ndarray] = []
         if valid:
@@ -182,14 +187,18 @@ class TwoTower:
                 np.array([known.item_index[i] for i in valid[known.user_ids[r]] if i in known.item_index])
                 for r in rows
             ]
-            vfeat = self.feats.take(rows)
-
-            def eval_fn() -> float:
-                return _mean_ndcg(self._tower_scores(vq, vfeat), vq, targets)
+            eval_fn = ValidProbe(vq, self.feats.take(rows), targets)
 
         self._item_vecs, self._frozen = None, False
         t0 = time.perf_counter()
-        self.train_log = train_net(net, known, self.feats, epochs=epochs or cfg.epochs, eval_fn=eval_fn)
+        if distributed is not None:
+            from interests.scale.ray_train import train_net_ray
+
+            self.train_log = train_net_ray(
+                net, known, self.feats, epochs=epochs or cfg.epochs, eval_fn=eval_fn, spec=distributed
+            )
+        else:
+            self.train_log = train_net(net, known, self.feats, epochs=epochs or cfg.epochs, eval_fn=eval_fn)
         log.info(
             "trained %d epochs (best %s) in %.1fs",
             self.train_log.epochs,
@@ -257,15 +266,7 @@ class TwoTower:
 
     # ---- scoring -------------------------------------------------------------------------------
     def _hist_tensor(self, query: Histories) -> Any:
-        import torch
-
-        L = self.config.max_history
-        h = np.full((query.n_users, L), -1, dtype=np.int64)
-        for r, items in enumerate(query.items):
-            tail = items[-L:]
-            if len(tail):
-                h[r, L - len(tail) :] = tail
-        return torch.tensor(h)
+        return history_tensor(query, self.config.max_history)
 
     def _user_vecs(self, query: Histories, feats: UserFeatures) -> Any:
         import torch
@@ -277,14 +278,7 @@ class TwoTower:
                     self._item_vecs = vecs
             else:
                 vecs = self._item_vecs
-            u = self.net.user_vectors(
-                self._hist_tensor(query),
-                torch.tensor(feats.profile),
-                torch.tensor(feats.taxonomy),
-                torch.tensor(feats.l3),
-                item_vecs=vecs,
-            )
-        return u, vecs
+        return tower_vectors(self.net, query, feats, item_vecs=vecs), vecs
 
     def _tower_scores(self, query: Histories, feats: UserFeatures) -> np.ndarray:
         u, vecs = self._user_vecs(query, feats)
@@ -652,6 +646,7 @@ def fit_two_tower(
     profiles: Sequence[InterestProfile] | Mapping[str, InterestProfile] | None = None,
     taxonomy: Taxonomy | None = None,
     holdout: bool = True,
+    distributed: RayTraining | None = None,
     **config: Any,
 ) -> TwoTower:
     """Train a model the way ``interests train`` does.
@@ -661,7 +656,7 @@ def fit_two_tower(
     the backbone alone unless the tower's valid gain exceeds its noise) on a
     model fit to the earlier events; the returned model is then refit on every
     event with those settings. Without it, ``config["epochs"]`` epochs and
-    ``fusion=0.5``.
+    ``fusion=0.5``. ``distributed``: both fits on Ray Train workers.
     """
     from .split import TemporalSplit
 
@@ -669,7 +664,7 @@ def fit_two_tower(
     catalog = catalog if catalog is not None else cat
     if not holdout:
         return TwoTower(**{"fusion": 0.5, **config}).fit(
-            data, catalog=catalog, profiles=profiles, taxonomy=taxonomy
+            data, catalog=catalog, profiles=profiles, taxonomy=taxonomy, distributed=distributed
         )
     split = TemporalSplit.of(data)
     case = split.case("valid")
@@ -678,11 +673,16 @@ def fit_two_tower(
         for u, t in zip(case.users, case.targets, strict=True)
     }
     probe = TwoTower(**config).fit(
-        case.fit, catalog=catalog, profiles=profiles, taxonomy=taxonomy, valid=valid
+        case.fit, catalog=catalog, profiles=profiles, taxonomy=taxonomy, valid=valid, distributed=distributed
     )
     final = TwoTower(**{**config, "fusion": probe.config.fusion})
     final.fit(
-        data, catalog=catalog, profiles=profiles, taxonomy=taxonomy, epochs=max(1, probe.train_log.best_epoch)
+        data,
+        catalog=catalog,
+        profiles=profiles,
+        taxonomy=taxonomy,
+        epochs=max(1, probe.train_log.best_epoch),
+        distributed=distributed,
     )
     final.train_log.best_valid = probe.train_log.best_valid
     final.train_log.valid = probe.train_log.valid
@@ -747,6 +747,49 @@ def _cited_nodes(profile: InterestProfile) -> dict[str, str]:
             for i in t.item_ids:
                 out.setdefault(i, f"{d.name} > {t.name}")
     return out
+
+
+def history_tensor(query: Histories, L: int) -> Any:
+    """Each user's last ``L`` item indices, right-aligned (most recent last); -1 pads."""
+    import torch
+
+    h = np.full((query.n_users, L), -1, dtype=np.int64)
+    for r, items in enumerate(query.items):
+        tail = items[-L:]
+        if len(tail):
+            h[r, L - len(tail) :] = tail
+    return torch.tensor(h)
+
+
+def tower_vectors(net: Any, query: Histories, feats: UserFeatures, *, item_vecs: Any = None) -> Any:
+    """The user tower's vectors for ``query`` (its last ``max_history`` events) and ``feats``."""
+    import torch
+
+    dev = net.user_bias.device
+    with torch.no_grad():
+        return net.user_vectors(
+            history_tensor(query, net.cfg.max_history).to(dev),
+            torch.tensor(feats.profile, device=dev),
+            torch.tensor(feats.taxonomy, device=dev),
+            torch.tensor(feats.l3, device=dev),
+            item_vecs=item_vecs if item_vecs is not None else net.item_vectors(),
+        )
+
+
+@dataclass
+class ValidProbe:
+    """Valid NDCG@20 of a network's tower scores: ``probe(net)``, picklable for Ray Train workers."""
+
+    query: Histories
+    feats: UserFeatures
+    targets: list[np.ndarray]
+
+    def __call__(self, net: Any) -> float:
+        import torch
+
+        with torch.no_grad():
+            scores = (tower_vectors(net, self.query, self.feats) @ net.item_vectors().T).cpu().numpy()
+        return _mean_ndcg(scores, self.query, self.targets)
 
 
 def _mean_ndcg(scores: np.ndarray, query: Histories, targets: Sequence[np.ndarray], k: int = 20) -> float:

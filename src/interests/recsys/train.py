@@ -20,7 +20,8 @@ import copy
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -75,104 +76,174 @@ class TrainLog:
     valid: list[float] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    epoch_seconds: list[float] = field(default_factory=list)  # training only, without validation
+    workers: int = 1
+    resumed: list[int] = field(default_factory=list)  # epochs a checkpoint was resumed from
+
+
+class Trainer:
+    """One training run: examples, optimiser, random streams and the best epoch so far.
+
+    ``rank``/``world``: this worker's share of a data-parallel run (every worker
+    draws the same example order and takes every ``world``-th example of it,
+    in batches of ``batch // world``, so a step still sees one global batch;
+    the caller averages gradients, e.g. with DDP). ``world == 1`` is exactly
+    the single-process loop. :meth:`state_dict` is everything a resumed run
+    needs to continue as if it had not stopped.
+    """
+
+    def __init__(self, net: Any, data: Histories, feats: UserFeatures, *, rank: int = 0, world: int = 1):
+        import torch
+
+        cfg = net.cfg
+        self.net, self.cfg, self.rank, self.world = net, cfg, rank, world
+        self.device = next(net.parameters()).device
+        torch.manual_seed(cfg.seed + rank)
+        self.rng = np.random.default_rng(cfg.seed)  # the example order: the same on every worker
+        self.aug = self.rng if world == 1 else np.random.default_rng([cfg.seed, rank])
+        self.ex = Examples.of(data)
+        counts = np.bincount(self.ex.targets(np.arange(len(self.ex))), minlength=cfg.n_items)
+        freq = counts.astype(np.float64) + 1.0
+        self.logq = torch.tensor(np.log(freq / freq.sum()), dtype=torch.float32, device=self.device)
+        dev = self.device
+        self.prof_all = torch.tensor(feats.profile, device=dev)
+        self.tax_all = torch.tensor(feats.taxonomy, device=dev)
+        self.l3_all = torch.tensor(feats.l3, device=dev)
+        self.l3_cold = torch.tensor(feats.l3_cold, device=dev) if feats.l3_cold is not None else None
+        self.opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # small logs: smaller batches, so an epoch is still ~20+ optimiser steps
+        self.batch = max(64, min(cfg.batch_size, len(self.ex) // 20))
+        self.local_batch = max(1, self.batch // world)
+        self.log = TrainLog(workers=world)
+        self.best_state: dict[str, Any] | None = None
+        self.bad = 0
+        self.stopped = False
+
+    @property
+    def epoch(self) -> int:
+        return self.log.epochs
+
+    def batch_inputs(self, rows: np.ndarray) -> tuple[Any, ...]:
+        """The network's inputs for example ``rows`` (augmented as the config says)."""
+        import torch
+
+        cfg, rng, dev = self.cfg, self.aug, self.device
+        tgt = torch.tensor(self.ex.targets(rows), device=dev)
+        hist_np, cut = self.ex.histories(rows, cfg.max_history, rng, cfg.cold_context_prob, cfg.cold_context)
+        hist = torch.tensor(hist_np, device=dev)
+        users = torch.tensor(self.ex.user[rows], device=dev)
+        prof, tax, l3 = self.prof_all[users], self.tax_all[users], self.l3_all[users]
+        if self.l3_cold is not None and cut.any():  # a cut history gets the L3 row of a short history
+            l3 = torch.where(torch.tensor(cut, device=dev).unsqueeze(1), self.l3_cold[users], l3)
+        if cfg.profile_dropout > 0:
+            drop = torch.tensor(rng.random(len(rows)) < cfg.profile_dropout, device=dev).unsqueeze(1)
+            prof = prof.masked_fill(drop, 0.0)
+            tax = tax.masked_fill(drop, 0.0)
+        if cfg.loss == "bce":
+            neg = torch.randint(0, cfg.n_items, (len(rows), cfg.neg_per_pos)).to(dev)
+            return hist, prof, tax, l3, torch.cat([tgt.unsqueeze(1), neg], dim=1), None
+        return hist, prof, tax, l3, tgt, self.logq[tgt] if cfg.logq else None
+
+    def run_epoch(self, model: Any = None) -> float:
+        """One pass over this worker's share of the examples; the mean batch loss.
+
+        ``model`` is the network or its DDP wrapper (default: the network).
+        """
+        model = model if model is not None else self.net
+        self.net.train()
+        t0 = time.perf_counter()
+        order = self.rng.permutation(len(self.ex))
+        if self.world > 1:  # equal shares, so that every worker takes the same number of steps
+            per = len(order) // self.world
+            order = order[: per * self.world][self.rank :: self.world]
+        total, nb = 0.0, 0
+        for b in range(0, len(order), self.local_batch):
+            loss = model(*self.batch_inputs(order[b : b + self.local_batch]))
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            total += float(loss.detach())
+            nb += 1
+        self.log.epoch_seconds.append(time.perf_counter() - t0)
+        return total / max(nb, 1)
+
+    def evaluate(self, eval_fn: Callable[[Any], float]) -> float:
+        self.net.eval()
+        return float(eval_fn(self.net))
+
+    def end_epoch(self, loss: float, score: float | None) -> bool:
+        """Record an epoch's loss and valid score; ``True`` when training should stop."""
+        tl = self.log
+        tl.loss.append(loss)
+        tl.epochs += 1
+        if score is None:
+            tl.best_epoch = tl.epochs
+            log.info("epoch %d: loss %.4f", tl.epochs, loss)
+            return False
+        tl.valid.append(score)
+        log.info("epoch %d: loss %.4f, valid NDCG@20 %.4f", tl.epochs, loss, score)
+        if tl.best_valid is None or score > tl.best_valid:
+            tl.best_valid, tl.best_epoch, self.bad = score, tl.epochs, 0
+            self.best_state = copy.deepcopy(self.net.state_dict())
+        else:
+            self.bad += 1
+        self.stopped = self.bad >= self.cfg.patience
+        return self.stopped
+
+    def finish(self) -> TrainLog:
+        """Keep the best epoch's weights (with a valid score) and switch to evaluation mode."""
+        if self.best_state is not None:
+            self.net.load_state_dict(self.best_state)
+        self.net.eval()
+        self.log.seconds = sum(self.log.epoch_seconds)
+        return self.log
+
+    def state_dict(self) -> dict[str, Any]:
+        import torch
+
+        return {
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "aug": None if self.aug is self.rng else self.aug.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "best_state": self.best_state,
+            "bad": self.bad,
+            "stopped": self.stopped,
+            "log": asdict(self.log),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        import torch
+
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.rng.bit_generator.state = state["rng"]
+        if state["aug"] is not None:
+            self.aug.bit_generator.state = state["aug"]
+        torch.set_rng_state(state["torch_rng"])
+        self.best_state, self.bad, self.stopped = state["best_state"], state["bad"], state["stopped"]
+        self.log = TrainLog(**state["log"])
 
 
 def train_net(
-    net: object,
+    net: Any,
     data: Histories,
     feats: UserFeatures,
     *,
     epochs: int,
-    eval_fn: Callable[[], float] | None = None,
+    eval_fn: Callable[[Any], float] | None = None,
 ) -> TrainLog:
-    """Train ``net`` in place; with ``eval_fn`` (valid NDCG) keep the best epoch and stop early."""
-    import torch
-    import torch.nn.functional as F
-
-    cfg = net.cfg  # type: ignore[attr-defined]
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    ex = Examples.of(data)
-    counts = np.bincount(ex.targets(np.arange(len(ex))), minlength=cfg.n_items).astype(np.float64) + 1.0
-    logq = torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
-    prof_all = torch.tensor(feats.profile)
-    tax_all = torch.tensor(feats.taxonomy)
-    l3_all = torch.tensor(feats.l3)
-    l3_cold = torch.tensor(feats.l3_cold) if feats.l3_cold is not None else None
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)  # type: ignore[attr-defined]
-    # small logs: smaller batches, so an epoch is still ~20+ optimiser steps
-    batch = max(64, min(cfg.batch_size, len(ex) // 20))
-    tl = TrainLog()
+    """Train ``net`` in place; with ``eval_fn(net)`` (valid NDCG) keep the best epoch and stop early."""
     t0 = time.perf_counter()
-    best_state, bad = None, 0
-    for epoch in range(1, epochs + 1):
-        net.train()  # type: ignore[attr-defined]
-        order = rng.permutation(len(ex))
-        total, nb = 0.0, 0
-        for b in range(0, len(order), batch):
-            rows = order[b : b + batch]
-            tgt = torch.tensor(ex.targets(rows))
-            hist_np, cut = ex.histories(rows, cfg.max_history, rng, cfg.cold_context_prob, cfg.cold_context)
-            hist = torch.tensor(hist_np)
-            users = torch.tensor(ex.user[rows])
-            prof, tax, l3 = prof_all[users], tax_all[users], l3_all[users]
-            if l3_cold is not None and cut.any():  # a cut history gets the L3 row of a short history
-                l3 = torch.where(torch.tensor(cut).unsqueeze(1), l3_cold[users], l3)
-            if cfg.profile_dropout > 0:
-                drop = torch.tensor(rng.random(len(rows)) < cfg.profile_dropout).unsqueeze(1)
-                prof = prof.masked_fill(drop, 0.0)
-                tax = tax.masked_fill(drop, 0.0)
-            if cfg.loss == "bce":
-                neg = torch.randint(0, cfg.n_items, (len(rows), cfg.neg_per_pos))
-                cand = torch.cat([tgt.unsqueeze(1), neg], dim=1)
-            else:
-                cand = tgt
-            needed = torch.cat([hist.clamp(min=0).reshape(-1), cand.reshape(-1)])
-            uniq, inv = torch.unique(needed, return_inverse=True)
-            vecs = net.item_vectors(uniq)  # type: ignore[attr-defined]
-            n_hist = hist.numel()
-            local_hist = torch.where(hist >= 0, inv[:n_hist].reshape(hist.shape), torch.full_like(hist, -1))
-            u = net.user_vectors(local_hist, prof, tax, l3, item_vecs=vecs)  # type: ignore[attr-defined]
-            cv = vecs[inv[n_hist:]].reshape(*cand.shape, -1)
-            if cfg.loss == "bce":
-                logits = (u.unsqueeze(1) * cv).sum(-1)
-                labels = torch.zeros_like(logits)
-                labels[:, 0] = 1.0
-                loss = F.binary_cross_entropy_with_logits(logits, labels)
-            else:
-                logits = u @ cv.T
-                if cfg.logq:
-                    logits = logits - logq[tgt].unsqueeze(0)
-                same = (tgt.unsqueeze(0) == tgt.unsqueeze(1)) & ~torch.eye(len(tgt), dtype=torch.bool)
-                logits = logits.masked_fill(same, -1e9)
-                loss = F.cross_entropy(logits, torch.arange(len(tgt)))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-            nb += 1
-        tl.loss.append(total / max(nb, 1))
-        tl.epochs = epoch
-        if eval_fn is None:
-            tl.best_epoch = epoch
-            log.info("epoch %d: loss %.4f", epoch, tl.loss[-1])
-            continue
-        net.eval()  # type: ignore[attr-defined]
-        score = float(eval_fn())
-        tl.valid.append(score)
-        log.info("epoch %d: loss %.4f, valid NDCG@20 %.4f", epoch, tl.loss[-1], score)
-        if tl.best_valid is None or score > tl.best_valid:
-            tl.best_valid, tl.best_epoch, bad = score, epoch, 0
-            best_state = copy.deepcopy(net.state_dict())  # type: ignore[attr-defined]
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)  # type: ignore[attr-defined]
-    net.eval()  # type: ignore[attr-defined]
-    tl.seconds = time.perf_counter() - t0
-    return tl
+    tr = Trainer(net, data, feats)
+    while tr.epoch < epochs:
+        loss = tr.run_epoch()
+        if tr.end_epoch(loss, tr.evaluate(eval_fn) if eval_fn is not None else None):
+            break
+    out = tr.finish()
+    out.seconds = time.perf_counter() - t0
+    return out
 
 
-__all__ = ["Examples", "TrainLog", "train_net"]
+__all__ = ["Examples", "TrainLog", "Trainer", "train_net"]

@@ -1,6 +1,7 @@
-"""Scaling past one process: profile extraction across a Ray cluster (``pip install 'interests[ray]'``).
+"""Scaling past one process on Ray (``pip install 'interests[ray]'``): profile extraction across a
+cluster (:func:`extract_profiles_ray`) and data-parallel training (:class:`RayTraining`).
 
-Importing this package does not import Ray; :func:`extract_profiles_ray` does, when it runs.
+Importing this package does not import Ray; the functions do, when they run.
 """
 
 from __future__ import annotations
@@ -13,9 +14,18 @@ _LAZY = {
     "RayExtractResult": "interests.scale.ray_extract",
     "extract_profiles_ray": "interests.scale.ray_extract",
     "partition_of": "interests.scale.ray_extract",
+    "RayTraining": "interests.scale.ray_train",
+    "train_net_ray": "interests.scale.ray_train",
 }
 
-__all__ = ["BackendSpec", "RayExtractResult", "extract_profiles_ray", "partition_of"]
+__all__ = [
+    "BackendSpec",
+    "RayExtractResult",
+    "RayTraining",
+    "extract_profiles_ray",
+    "partition_of",
+    "train_net_ray",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -75,7 +75,7 @@ BATCH_DEATHS = 3
 #: the counters of each batch's run that add up to the job's
 _SUMMED = ENGINE_COUNTERS
 _ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+)$")
-RAY_MISSING = "distributed extraction needs Ray: pip install 'interests[ray]'"
+RAY_MISSING = "{what} needs Ray: pip install 'interests[ray]'"
 
 
 def partition_of(user_id: str, partitions: int) -> int:
@@ -224,16 +224,16 @@ class _Extractor:
         self.backend.close()
 
 
-def require_ray() -> Any:
+def require_ray(what: str = "distributed extraction") -> Any:
     """The ``ray`` module, or a :class:`ConfigError` naming the extra to install."""
     try:
         import ray
     except ImportError as exc:
-        raise ConfigError(RAY_MISSING) from exc
+        raise ConfigError(RAY_MISSING.format(what=what)) from exc
     return ray
 
 
-def _connect(ray: Any, address: str) -> None:
+def connect(ray: Any, address: str) -> None:
     """``ray.init``, keeping this process's SIGTERM handling (Ray's own aborts the process).
 
     A local cluster started here runs its workers at the driver's priority: Ray lowers
@@ -330,7 +330,7 @@ def extract_profiles_ray(
     }
     started = not ray.is_initialized()
     if started:
-        _connect(ray, check_address(address) or "local")
+        connect(ray, check_address(address) or "local")
     t0 = time.perf_counter()
     pool: list[Any] = []
     try:
