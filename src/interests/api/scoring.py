@@ -86,17 +86,13 @@ class Scorer:
 
     def _inputs(self, snap: Snapshot, text: str | None) -> tuple[Histories, UserFeatures]:
         from interests.recsys.data import Histories
-        from interests.recsys.features import UserFeatures
 
         m = self.model
         assert m.known is not None and m.feats is not None
         uid = snap.user_id
         if snap.pristine:  # the model's own row: exactly what model.recommend scores
             r = self._row_of[uid]
-            f = m.feats
-            return m.known.take([r]), UserFeatures(
-                f.profile[r : r + 1], f.taxonomy[r : r + 1], f.l3[r : r + 1], f.has_profile[r : r + 1]
-            )
+            return m.known.take([r]), m.feats.take([r])
         query = Histories(
             [uid], m.known.item_ids, [snap.items], [snap.times], [snap.ratings], m.known.item_index
         )

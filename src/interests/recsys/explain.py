@@ -10,6 +10,9 @@ of the backbone and ``(mu_t, sd_t)`` of the tower::
           + a/sd_t * (profile + L3 + bias) . v_i        (other groups)
 
 so every listed term is a real share of the score, and they add up to it.
+The user groups are those of :data:`~interests.recsys.features.USER_GROUPS`,
+each under its name; a group's :meth:`~interests.recsys.features.FeatureGroup.terms`
+splits its share further (the taxonomy's, over its nodes).
 
 :func:`explanation_json` and :func:`reason_lines` render an explanation the
 same way for ``interests recommend --explain``, the API and the reports: the
@@ -74,13 +77,8 @@ def _tower_groups(model: Any, query: Any, feats: Any) -> tuple[Any, dict[str, An
 
     net = model.net
     vecs = net.item_vectors()
-    groups = net.group_vectors(
-        model._hist_tensor(query),
-        torch.tensor(feats.profile),
-        torch.tensor(feats.taxonomy),
-        torch.tensor(feats.l3),
-        item_vecs=vecs,
-    )
+    users = {n: torch.tensor(x) for n, x in feats.groups.items()}
+    groups = net.group_vectors(model._hist_tensor(query), users, item_vecs=vecs)
     u = sum(groups.values()) + net.user_bias
     return vecs, groups, (u @ vecs.T).numpy()[0].astype(np.float64)
 
@@ -111,13 +109,9 @@ def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) 
                     j = int(hist[0, p])
                     per_pos[j] = per_pos.get(j, 0.0) + float(w[p] * proj[p])
         node_terms: list[tuple[str, float]] = []
-        if cfg.use_taxonomy and cfg.n_topics:
-            x = torch.tensor(feats.taxonomy[0])
-            contrib = (net.tax_proj.weight.T @ vi) * x
-            names = [model.nodes.name(d) for d in model.nodes.domain_ids] + [
-                model.nodes.name(t) for t in model.nodes.topic_ids
-            ]
-            node_terms = [(names[k], float(c)) for k, c in enumerate(contrib.tolist()) if x[k] != 0]
+        for g in net.user_groups:
+            if g.enabled(cfg):
+                node_terms += g.terms(model, net.get_submodule(g.module_name), feats[g.name][0], vi)
     if model.backbone is not None:
         a = 0.5 if cfg.fusion is None else float(cfg.fusion)
         bb_all = model.backbone.score(query)[0].astype(np.float64)
@@ -163,8 +157,9 @@ def profile_wins(model: Any, query: Any, feats: Any) -> np.ndarray:
     """For every item, whether one user's profile groups add more to its fused score than the history's.
 
     The fused score splits exactly into input groups (:func:`explain_score`): the
-    profile's are its text and its weights over the taxonomy, the history's are the
-    history pooling and the EASE backbone. A user without a profile: all ``False``.
+    profile's are the user groups marked ``from_profile`` (its text and its weights
+    over the taxonomy), the history's are the history pooling and the EASE backbone.
+    A user without a profile: all ``False``.
     """
     import torch
 
@@ -181,7 +176,8 @@ def profile_wins(model: Any, query: Any, feats: Any) -> np.ndarray:
         sb, st = (1 - a) / (bb.std() + 1e-9), a / (tw_all.std() + 1e-9)
     else:
         sb, st, bb = 0.0, 1.0, np.zeros(n)
-    return np.asarray(st * (part["profile"] + part["taxonomy"]) > st * part["history"] + sb * bb)
+    from_profile = sum(part[g.name] for g in model.net.user_groups if g.from_profile)
+    return np.asarray(st * from_profile > st * part["history"] + sb * bb)
 
 
 def pick_sources(model: Any, query: Any, feats: Any, items: Sequence[int]) -> list[str]:

@@ -7,6 +7,10 @@ with the same encoder; the user's weights over the global taxonomy (from the
 profile's cited evidence, or from the history when there is no profile); and
 L3 features computed exactly from the events (rhythm, rating sentiment,
 trend, recency, volume).
+
+Each user group is a :class:`FeatureGroup` in :data:`USER_GROUPS`, the one
+place that lists them: the network, training, explanations and saving read
+that list. Adding a user feature is one subclass appended there.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog
     from interests.schema import InterestProfile
     from interests.taxonomy.model import Taxonomy
+
+    from .model import TwoTowerConfig
 
 L3_DIM = 24 + 7 + 6
 DAY = 86400.0
@@ -140,92 +146,244 @@ def l3_features(
 
 
 @dataclass
+class FeatureInputs:
+    """What the user groups are computed from, for the users of ``query``."""
+
+    query: Histories
+    nodes: ItemNodes
+    profiles: Mapping[str, InterestProfile] = field(default_factory=dict)
+    texts: Mapping[str, str] = field(default_factory=dict)  # free descriptions standing in for a profile
+    encoder: Any | None = None  # the text encoder; None: no profile text is encoded
+    text_basis: np.ndarray | None = None  # encoder space -> the model's text space (None: no text)
+    scale: tuple[float, float] | None = None
+    ref_time: float | None = None
+
+    def profile_docs(self) -> tuple[list[int], list[str]]:
+        """The rows with a profile or text, and each one's text to embed."""
+        rows, docs = [], []
+        for r, uid in enumerate(self.query.user_ids):
+            p, text = self.profiles.get(uid), self.texts.get(uid)
+            if p is not None or text:
+                rows.append(r)
+                docs.append(profile_text(p) if p is not None else str(text))
+        return rows, docs
+
+
+class FeatureGroup:
+    """One input group of the user tower, defined in one place.
+
+    A group computes its per-user matrix (:meth:`rows`, one row per user, zeros
+    where a user lacks it), owns its projection into the user vector
+    (:meth:`module`, kept on the network as ``module_name``), is switched by the
+    :class:`~interests.recsys.model.TwoTowerConfig` flag ``switch`` and appears
+    under ``name`` in saved models (``feats.<name>``) and explanations
+    (``Explanation.groups``). To add one, subclass and append an instance to
+    :data:`USER_GROUPS`; the network, training, scoring, explanations and
+    saving all go through that list.
+    """
+
+    name: str = ""
+    switch: str | None = None  # the config flag that turns it on (None: always on)
+    module_name: str = ""  # the network attribute holding its projection (named so in saved weights)
+    from_profile: bool = False  # derived from the profile: hidden by profile_dropout, a "profile" source
+    reads: tuple[str, ...] = ()  # inputs fit must keep for it: "profiles", "taxonomy", "text"
+
+    def on(self, cfg: TwoTowerConfig) -> bool:
+        """Switched on in ``cfg``."""
+        return self.switch is None or bool(getattr(cfg, self.switch))
+
+    def size(self, cfg: TwoTowerConfig) -> int:
+        """Columns of its rows in a model of shapes ``cfg`` (0: nothing to read, e.g. no taxonomy)."""
+        raise NotImplementedError
+
+    def enabled(self, cfg: TwoTowerConfig) -> bool:
+        """Switched on and with something to read (the network adds its term)."""
+        return self.on(cfg) and self.size(cfg) > 0
+
+    def width(self, cfg: TwoTowerConfig) -> int:
+        """The projection's input width."""
+        return max(self.size(cfg), 1)
+
+    def module(self, cfg: TwoTowerConfig) -> Any:
+        """The projection of a ``[B, width]`` batch to ``[B, dim]`` (default: linear, no bias)."""
+        from torch import nn
+
+        return nn.Linear(self.width(cfg), cfg.dim, bias=False)
+
+    def rows(self, x: FeatureInputs) -> np.ndarray:
+        """The ``[users, width]`` matrix of ``x.query``'s users."""
+        raise NotImplementedError
+
+    def cold_rows(self, x: FeatureInputs, n: int) -> np.ndarray | None:
+        """The rows from each user's last ``n`` events, for training's cut histories (None: same rows)."""
+        return None
+
+    def terms(self, model: Any, module: Any, row: np.ndarray, item_vec: Any) -> list[tuple[str, float]]:
+        """Named shares of this group's term ``module(row) . item_vec`` (explanation ``nodes``)."""
+        return []
+
+
+class ProfileText(FeatureGroup):
+    """The profile's summary and node names (or a free text), embedded in the item text space."""
+
+    name, switch, module_name, from_profile = "profile", "use_profile", "prof_proj", True
+    reads = ("profiles", "text")
+
+    def size(self, cfg: TwoTowerConfig) -> int:
+        return cfg.text_dim
+
+    def rows(self, x: FeatureInputs) -> np.ndarray:
+        n = x.query.n_users
+        if x.text_basis is None:
+            return np.zeros((n, 1), dtype=np.float32)
+        if x.encoder is None:
+            return np.zeros((n, x.text_basis.shape[1]), dtype=np.float32)
+        emb = np.zeros((n, x.encoder.dim), dtype=np.float32)
+        rows, docs = x.profile_docs()
+        if rows:
+            emb[rows] = x.encoder.encode(docs)
+        p = emb @ x.text_basis
+        return (p / (np.linalg.norm(p, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
+
+
+class TaxonomyWeights(FeatureGroup):
+    """The user's shares of global domains and topics, from the profile's cited items (else the history)."""
+
+    name, switch, module_name, from_profile = "taxonomy", "use_taxonomy", "tax_proj", True
+    reads = ("profiles", "taxonomy")
+
+    def size(self, cfg: TwoTowerConfig) -> int:
+        return cfg.n_domains + cfg.n_topics
+
+    def rows(self, x: FeatureInputs) -> np.ndarray:
+        q, nodes = x.query, x.nodes
+        out = np.zeros((q.n_users, nodes.n_domains + nodes.n_topics), dtype=np.float32)
+        if not nodes.n_topics:
+            return out
+        for r, uid in enumerate(q.user_ids):
+            p = x.profiles.get(uid)
+            cited = [q.item_index[i] for i in (p.item_ids() if p is not None else ()) if i in q.item_index]
+            idx = np.array(cited if cited else q.items[r], dtype=np.int64)
+            d, t = nodes.domain[idx], nodes.topic[idx]
+            if (t >= 0).any():
+                out[r, : nodes.n_domains] = np.bincount(d[d >= 0], minlength=nodes.n_domains) / len(idx)
+                out[r, nodes.n_domains :] = np.bincount(t[t >= 0], minlength=nodes.n_topics) / len(idx)
+        return out
+
+    def terms(self, model: Any, module: Any, row: np.ndarray, item_vec: Any) -> list[tuple[str, float]]:
+        """One share per global node the user has weight on (labels where the taxonomy has them)."""
+        import torch
+
+        nodes = model.nodes
+        contrib = (module.weight.T @ item_vec) * torch.tensor(row)
+        names = [nodes.name(n) for n in [*nodes.domain_ids, *nodes.topic_ids]]
+        return [(names[k], float(c)) for k, c in enumerate(contrib.tolist()) if row[k] != 0]
+
+
+class L3Group(FeatureGroup):
+    """L3 features computed exactly from the events (:func:`l3_features`), through a small MLP."""
+
+    name, switch, module_name = "l3", "use_l3", "l3_mlp"
+
+    def size(self, cfg: TwoTowerConfig) -> int:
+        return L3_DIM
+
+    def module(self, cfg: TwoTowerConfig) -> Any:
+        from torch import nn
+
+        return nn.Sequential(nn.Linear(L3_DIM, cfg.dim), nn.ReLU(), nn.Linear(cfg.dim, cfg.dim))
+
+    def rows(self, x: FeatureInputs) -> np.ndarray:
+        return self._rows(x, None)
+
+    def cold_rows(self, x: FeatureInputs, n: int) -> np.ndarray:
+        return self._rows(x, n)
+
+    def _rows(self, x: FeatureInputs, last: int | None) -> np.ndarray:
+        q = x.query
+        out = np.zeros((q.n_users, L3_DIM), dtype=np.float32)
+        for r in range(q.n_users):
+            s = slice(max(0, len(q.items[r]) - last), None) if last else slice(None)
+            out[r] = l3_features(q.items[r][s], q.times[r][s], q.ratings[r][s], x.scale, x.ref_time)
+        return out
+
+
+#: the user tower's input groups besides the history, in the order their terms are added
+USER_GROUPS: list[FeatureGroup] = [ProfileText(), TaxonomyWeights(), L3Group()]
+
+
+def feature_group(name: str) -> FeatureGroup:
+    """The registered group called ``name``."""
+    for g in USER_GROUPS:
+        if g.name == name:
+            return g
+    from interests.errors import ConfigError
+
+    raise ConfigError(
+        f"no user feature group {name!r} is registered (interests.recsys.features.USER_GROUPS has "
+        f"{', '.join(g.name for g in USER_GROUPS)}); register it before loading or building this model"
+    )
+
+
+@dataclass
 class UserFeatures:
-    """Per-user input groups aligned with a :class:`Histories` (zeros where a group is absent)."""
+    """Per-user rows of every user group, aligned with a :class:`Histories` (zeros where absent)."""
 
-    profile: np.ndarray  # [n, text_dim]
-    taxonomy: np.ndarray  # [n, D + T]
-    l3: np.ndarray  # [n, L3_DIM]
+    groups: dict[str, np.ndarray]  # group name -> [n, width]
     has_profile: np.ndarray  # [n] bool
-    l3_cold: np.ndarray | None = None  # [n, L3_DIM] from each user's last few events (training only)
+    cold: dict[str, np.ndarray] = field(default_factory=dict)  # rows from each user's last few events
 
-    #: the groups a saved model keeps (``l3_cold`` is a training-time view)
-    SAVED = ("profile", "taxonomy", "l3", "has_profile")
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.groups[name]
 
     def take(self, rows: Sequence[int]) -> UserFeatures:
-        """The rows ``rows`` of every group (the training-only ``l3_cold`` is dropped)."""
+        """The rows ``rows`` of every group (the training-only ``cold`` rows are dropped)."""
         r = np.asarray(rows, dtype=np.int64)
-        return UserFeatures(**{name: getattr(self, name)[r] for name in self.SAVED})
+        return UserFeatures({n: x[r] for n, x in self.groups.items()}, self.has_profile[r])
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """The saved groups as named arrays (booleans as uint8, what safetensors stores)."""
-        return {
-            prefix + n: np.asarray(getattr(self, n), dtype=np.uint8 if n == "has_profile" else None)
-            for n in self.SAVED
-        }
+        """The groups and ``has_profile`` as named arrays (booleans as uint8, what safetensors stores)."""
+        out = {prefix + n: np.asarray(x) for n, x in self.groups.items()}
+        return out | {prefix + "has_profile": np.asarray(self.has_profile, dtype=np.uint8)}
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "") -> UserFeatures:
-        """Inverse of :meth:`to_arrays`."""
-        got = {n: arrays[prefix + n] for n in cls.SAVED}
-        got["has_profile"] = got["has_profile"].astype(bool)
-        return cls(**got)
+    def from_arrays(
+        cls, arrays: Mapping[str, np.ndarray], names: Sequence[str], prefix: str = ""
+    ) -> UserFeatures:
+        """Inverse of :meth:`to_arrays` for the groups ``names``."""
+        groups = {n: arrays[prefix + n] for n in names}
+        return cls(groups, arrays[prefix + "has_profile"].astype(bool))
 
 
 def user_features(
-    query: Histories,
-    *,
-    profiles: Mapping[str, InterestProfile] | None,
-    encoder: Any | None,
-    nodes: ItemNodes,
-    scale: tuple[float, float] | None,
-    ref_time: float | None,
-    texts: Mapping[str, str] | None = None,
-    cold_n: int | None = None,
+    x: FeatureInputs, groups: Sequence[FeatureGroup], *, cold_n: int | None = None
 ) -> UserFeatures:
-    """Feature rows for ``query`` users; ``texts`` are free descriptions standing in for a profile.
+    """Every group's rows for ``x.query``'s users.
 
-    With ``cold_n``, ``l3_cold`` also holds the L3 features of each user's last
-    ``cold_n`` events: training uses them when it cuts a history that short, so
-    the model sees the same kind of L3 row it gets for a cold user.
+    With ``cold_n``, ``cold`` also holds the rows of groups that depend on the
+    history's length (L3) computed from each user's last ``cold_n`` events:
+    training uses them when it cuts a history that short, so the model sees
+    the same kind of row it gets for a cold user.
     """
-    n = query.n_users
-    dim = encoder.dim if encoder is not None else 0
-    prof = np.zeros((n, dim), dtype=np.float32)
-    tax = np.zeros((n, nodes.n_domains + nodes.n_topics), dtype=np.float32)
-    l3 = np.zeros((n, L3_DIM), dtype=np.float32)
-    has = np.zeros(n, dtype=bool)
-    l3c = np.zeros((n, L3_DIM), dtype=np.float32)
-    rows, docs = [], []
-    for r, uid in enumerate(query.user_ids):
-        p = (profiles or {}).get(uid)
-        text = (texts or {}).get(uid)
-        if p is not None or text:
-            rows.append(r)
-            docs.append(profile_text(p) if p is not None else str(text))
-            has[r] = True
-        l3[r] = l3_features(query.items[r], query.times[r], query.ratings[r], scale, ref_time)
-        if cold_n:
-            s = slice(max(0, len(query.items[r]) - cold_n), None)
-            l3c[r] = l3_features(query.items[r][s], query.times[r][s], query.ratings[r][s], scale, ref_time)
-        if nodes.n_topics:
-            cited = [
-                query.item_index[i] for i in (p.item_ids() if p is not None else ()) if i in query.item_index
-            ]
-            idx = np.array(cited if cited else query.items[r], dtype=np.int64)
-            d, t = nodes.domain[idx], nodes.topic[idx]
-            if (t >= 0).any():
-                tax[r, : nodes.n_domains] = np.bincount(d[d >= 0], minlength=nodes.n_domains) / len(idx)
-                tax[r, nodes.n_domains :] = np.bincount(t[t >= 0], minlength=nodes.n_topics) / len(idx)
-    if rows and encoder is not None:
-        prof[rows] = encoder.encode(docs)
-    return UserFeatures(prof, tax, l3, has, l3c if cold_n else None)
+    has_profile = np.zeros(x.query.n_users, dtype=bool)
+    has_profile[x.profile_docs()[0]] = True
+    cold: dict[str, np.ndarray] = {}
+    if cold_n:
+        cold = {g.name: c for g in groups if (c := g.cold_rows(x, cold_n)) is not None}
+    return UserFeatures({g.name: g.rows(x) for g in groups}, has_profile, cold)
 
 
 __all__ = [
     "L3_DIM",
+    "USER_GROUPS",
+    "FeatureGroup",
+    "FeatureInputs",
     "ItemNodes",
+    "L3Group",
+    "ProfileText",
+    "TaxonomyWeights",
     "UserFeatures",
+    "feature_group",
     "get_text_encoder",
     "item_texts",
     "l3_features",

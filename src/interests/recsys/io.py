@@ -7,9 +7,15 @@ backbone, the text basis, per-user features, the known histories, every
 item's catalogue categories and the domain transition matrix used by
 exploration).
 
+Each user feature group (:data:`~interests.recsys.features.USER_GROUPS`)
+saves its rows as ``feats.<name>`` and its projection under the network's
+``<module_name>``; the config lists the groups the model was built with.
+
 Format 2 added the categories and the transitions; a format 1 folder still
 loads: it steers by taxonomy nodes only (no category names were kept) and
 rebuilds the transitions from its saved training histories on first use.
+Format 3 records the user groups in the config (``user_groups``); folders of
+formats 1 and 2 have the three groups of that time, :data:`LEGACY_GROUPS`.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .recommender import TwoTower
 
 #: bumped when a saved model folder can no longer be read by this code
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: older formats this code still reads
-READABLE = (1, 2)
+READABLE = (1, 2, 3)
+#: the user groups of every model saved before format 3 (which did not list them)
+LEGACY_GROUPS = ["profile", "taxonomy", "l3"]
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -52,10 +60,7 @@ def save_model(model: TwoTower, out: Path) -> Path:
         }
     if model.text_basis is not None:
         t["text_basis"] = model.text_basis
-    f = model.feats
-    t |= {
-        **f.to_arrays("feats."),
-    }
+    t |= model.feats.to_arrays("feats.")
     lens = np.array([len(x) for x in k.items], dtype=np.int64)
     t |= {
         "known.lens": lens,
@@ -115,6 +120,8 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
             f"{', '.join(map(str, READABLE))}; retrain"
         )
     t = load_file(str(folder / WEIGHTS_FILE))
+    if meta["format_version"] < 3:
+        meta["config"]["user_groups"] = LEGACY_GROUPS
     cfg = TwoTowerConfig.from_dict(meta["config"])
     model = cls(cfg)
     net = TwoTowerNet(cfg)
@@ -126,7 +133,7 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
         b = sp.csr_matrix((t["backbone.data"], t["backbone.indices"], t["backbone.indptr"]), shape=(n, n))
         model.backbone = EaseBackbone(b, cfg.recency_decay)
     model.text_basis = t.get("text_basis")
-    model.feats = UserFeatures.from_arrays(t, "feats.")
+    model.feats = UserFeatures.from_arrays(t, cfg.user_groups, "feats.")
     cuts = np.cumsum(t["known.lens"])[:-1]
     model.known = Histories(
         meta["user_ids"],
@@ -158,4 +165,12 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     return model
 
 
-__all__ = ["CONFIG_FILE", "FORMAT_VERSION", "READABLE", "WEIGHTS_FILE", "load_model", "save_model"]
+__all__ = [
+    "CONFIG_FILE",
+    "FORMAT_VERSION",
+    "LEGACY_GROUPS",
+    "READABLE",
+    "WEIGHTS_FILE",
+    "load_model",
+    "save_model",
+]

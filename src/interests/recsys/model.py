@@ -5,9 +5,11 @@ User tower, every group switchable::
 
     u = W_hist sum_j a_j v_{h_j}            # pooled history, shared item vectors,
                                             # a_j = softmax of a learned weight per recency position
-      + W_prof profile_text                 # profile summary and node names, embedded
-      + W_tax taxonomy_weights              # user weights over global domains and topics
-      + MLP(L3)                             # rhythm, sentiment, trend, recency, volume
+      + sum_g proj_g(x_g)                   # one term per user feature group g, by default
+                                            # (interests.recsys.features.USER_GROUPS):
+                                            #   W_prof profile_text (summary and node names, embedded)
+                                            #   W_tax taxonomy_weights (over global domains and topics)
+                                            #   MLP(L3) (rhythm, sentiment, trend, recency, volume)
 
 The tower score is ``u . v_i``. Because the groups add up and the history
 part is linear in each history item, :meth:`TwoTowerNet.parts` splits a
@@ -16,7 +18,8 @@ score exactly into per-history-item, per-taxonomy-node and per-group terms.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from interests.errors import ConfigError
@@ -30,7 +33,15 @@ except ImportError as exc:  # torch comes with the cpu/gpu extras, not the base 
         "or install torch yourself"
     ) from exc
 
-GROUPS = ("history", "profile", "taxonomy", "l3")
+from .features import USER_GROUPS, FeatureGroup, feature_group
+
+#: the groups :meth:`TwoTowerNet.forward` takes by position (its signature predates the registry);
+#: any other registered group comes in its ``extra`` mapping
+POSITIONAL = ("profile", "taxonomy", "l3")
+
+
+def _registered() -> list[str]:
+    return [g.name for g in USER_GROUPS]
 
 
 @dataclass
@@ -47,6 +58,8 @@ class TwoTowerConfig:
     use_profile: bool = True
     use_taxonomy: bool = True
     use_l3: bool = True
+    # the user feature groups the network is built with (interests.recsys.features.USER_GROUPS)
+    user_groups: list[str] = field(default_factory=_registered)
     # fused EASE backbone: final = (1 - fusion) * z(backbone) + fusion * z(tower)
     backbone: bool = True
     ease_lambda: float = 100.0
@@ -100,11 +113,9 @@ class TwoTowerNet(nn.Module):
         self.pos_logit = nn.Parameter(torch.zeros(cfg.max_history))
         self.hist_proj = nn.Linear(d, d, bias=False)
         nn.init.eye_(self.hist_proj.weight)
-        self.prof_proj = nn.Linear(max(cfg.text_dim, 1), d, bias=False)
-        self.tax_proj = nn.Linear(max(cfg.n_domains + cfg.n_topics, 1), d, bias=False)
-        from .features import L3_DIM
-
-        self.l3_mlp = nn.Sequential(nn.Linear(L3_DIM, d), nn.ReLU(), nn.Linear(d, d))
+        self.user_groups: list[FeatureGroup] = [feature_group(n) for n in cfg.user_groups]
+        for g in self.user_groups:
+            self.add_module(g.module_name, g.module(cfg))
         self.user_bias = nn.Parameter(torch.zeros(d))
         self.register_buffer("item_text", torch.zeros(cfg.n_items, max(cfg.text_dim, 1)))
         self.register_buffer("item_dom", torch.full((cfg.n_items,), cfg.n_domains, dtype=torch.long))
@@ -134,38 +145,32 @@ class TwoTowerNet(nn.Module):
     def group_vectors(
         self,
         hist: torch.Tensor,
-        prof: torch.Tensor,
-        tax: torch.Tensor,
-        l3: torch.Tensor,
+        users: Mapping[str, torch.Tensor],
         item_vecs: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Each input group's additive share of the user vector."""
+        """Each input group's additive share of the user vector: ``history``, then every user group
+        (``users``: its ``[B, width]`` rows by name), zeros for groups switched off."""
         cfg = self.cfg
         B = hist.shape[0]
         zero = torch.zeros(B, cfg.dim, device=hist.device)
-        out = {g: zero for g in GROUPS}
+        out = {"history": zero} | {g.name: zero for g in self.user_groups}
         if cfg.use_history:
             vecs = item_vecs if item_vecs is not None else self.item_vectors()
             h = vecs[hist.clamp(min=0)]
             pooled = (self.history_weights(hist).unsqueeze(-1) * h).sum(1)
             out["history"] = self.hist_proj(pooled)
-        if cfg.use_profile and cfg.text_dim:
-            out["profile"] = self.prof_proj(prof)
-        if cfg.use_taxonomy and cfg.n_topics:
-            out["taxonomy"] = self.tax_proj(tax)
-        if cfg.use_l3:
-            out["l3"] = self.l3_mlp(l3)
+        for g in self.user_groups:
+            if g.enabled(cfg):
+                out[g.name] = self.get_submodule(g.module_name)(users[g.name])
         return out
 
     def user_vectors(
         self,
         hist: torch.Tensor,
-        prof: torch.Tensor,
-        tax: torch.Tensor,
-        l3: torch.Tensor,
+        users: Mapping[str, torch.Tensor],
         item_vecs: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        parts = self.group_vectors(hist, prof, tax, l3, item_vecs)
+        parts = self.group_vectors(hist, users, item_vecs)
         total = self.user_bias.expand(hist.shape[0], -1)
         for v in parts.values():
             total = total + v
@@ -179,12 +184,15 @@ class TwoTowerNet(nn.Module):
         l3: torch.Tensor,
         cand: torch.Tensor,
         logq: torch.Tensor | None = None,
+        extra: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The training loss of one batch (``forward`` so that DDP can wrap the network).
 
-        ``cand`` is the targets ``[B]`` (in-batch sampled softmax; ``logq``: the log
-        sampling probability of each target, subtracted from its logits) or, for the
-        BCE loss, ``[B, 1 + negatives]`` with the target first.
+        ``prof``, ``tax``, ``l3``: the batch rows of the :data:`POSITIONAL` groups;
+        ``extra``: those of any other registered group, by name. ``cand`` is the
+        targets ``[B]`` (in-batch sampled softmax; ``logq``: the log sampling
+        probability of each target, subtracted from its logits) or, for the BCE
+        loss, ``[B, 1 + negatives]`` with the target first.
         """
         import torch.nn.functional as F
 
@@ -193,7 +201,8 @@ class TwoTowerNet(nn.Module):
         vecs = self.item_vectors(uniq)
         n_hist = hist.numel()
         local_hist = torch.where(hist >= 0, inv[:n_hist].reshape(hist.shape), torch.full_like(hist, -1))
-        u = self.user_vectors(local_hist, prof, tax, l3, item_vecs=vecs)
+        users = dict(zip(POSITIONAL, (prof, tax, l3), strict=True)) | dict(extra or {})
+        u = self.user_vectors(local_hist, users, item_vecs=vecs)
         cv = vecs[inv[n_hist:]].reshape(*cand.shape, -1)
         if cand.dim() == 2:  # BCE: the target against sampled negatives
             logits = (u.unsqueeze(1) * cv).sum(-1)
@@ -209,4 +218,4 @@ class TwoTowerNet(nn.Module):
         return F.cross_entropy(logits, torch.arange(len(cand), device=cand.device))
 
 
-__all__ = ["GROUPS", "TwoTowerConfig", "TwoTowerNet"]
+__all__ = ["POSITIONAL", "TwoTowerConfig", "TwoTowerNet"]

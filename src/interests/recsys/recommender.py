@@ -29,7 +29,15 @@ from ..stats import rating_scale
 from .backbone import EaseBackbone
 from .data import Histories, from_user_histories, item_domains
 from .explain import Explanation, explain_score
-from .features import ItemNodes, UserFeatures, get_text_encoder, item_texts, user_features
+from .features import (
+    FeatureInputs,
+    ItemNodes,
+    UserFeatures,
+    feature_group,
+    get_text_encoder,
+    item_texts,
+    user_features,
+)
 from .io import FORMAT_VERSION, load_model, save_model
 from .metrics import ndcg_at_k, top_k
 from .model import TwoTowerConfig
@@ -118,9 +126,9 @@ class TwoTower:
         cfg = self.config
         # inputs switched off are not looked at: an ablation is the model that never had them
         # (a taxonomy would still size the node embeddings and so change the random init)
-        if not (cfg.use_taxonomy or cfg.use_item_nodes):
+        if not (cfg.use_item_nodes or self._reads("taxonomy")):
             taxonomy = None
-        if not (cfg.use_profile or cfg.use_taxonomy):
+        if not self._reads("profiles"):
             profiles = None
         torch.manual_seed(cfg.seed)
         self.known = known
@@ -214,9 +222,13 @@ class TwoTower:
             log.info("fusion with the backbone: %s", cfg.fusion)
         return self
 
+    def _reads(self, what: str) -> bool:
+        """Whether a user group switched on reads ``what`` (``profiles``, ``taxonomy``, ``text``)."""
+        return any(what in g.reads and g.on(self.config) for g in map(feature_group, self.config.user_groups))
+
     def _fit_text(self, catalog: Catalog | None, known: Histories) -> np.ndarray:
         cfg = self.config
-        if not (cfg.use_item_text or cfg.use_profile) or catalog is None:
+        if not (cfg.use_item_text or self._reads("text")) or catalog is None:
             cfg.text_dim, self.text_basis = 0, None
             return np.zeros((known.n_items, 1), dtype=np.float32)
         from sklearn.decomposition import TruncatedSVD
@@ -243,26 +255,17 @@ class TwoTower:
         cold_n: int | None = None,
     ) -> UserFeatures:
         assert self.nodes is not None
-        enc = self.encoder if (self.config.text_dim and (profiles or texts)) else None
-        f = user_features(
+        x = FeatureInputs(
             query,
-            profiles=profiles,
-            encoder=enc,
-            nodes=self.nodes,
+            self.nodes,
+            profiles or {},
+            texts or {},
+            encoder=self.encoder if (self.config.text_dim and (profiles or texts)) else None,
+            text_basis=self.text_basis,
             scale=self.scale,
             ref_time=self.ref_time,
-            texts=texts,
-            cold_n=cold_n,
         )
-        if self.config.text_dim:
-            if enc is not None and self.text_basis is not None:
-                p = f.profile @ self.text_basis
-                f.profile = (p / (np.linalg.norm(p, axis=1, keepdims=True) + 1e-9)).astype(np.float32)
-            else:
-                f.profile = np.zeros((query.n_users, self.config.text_dim), dtype=np.float32)
-        else:
-            f.profile = np.zeros((query.n_users, 1), dtype=np.float32)
-        return f
+        return user_features(x, [feature_group(n) for n in self.config.user_groups], cold_n=cold_n)
 
     # ---- scoring -------------------------------------------------------------------------------
     def _hist_tensor(self, query: Histories) -> Any:
@@ -538,7 +541,7 @@ class TwoTower:
             blocked = np.bincount(dom[avail], minlength=n_dom) == 0
             pw = None
             if feats is not None and self.nodes is not None and self.nodes.n_domains:
-                pw = np.asarray(feats.taxonomy[0, : self.nodes.n_domains], dtype=np.float64)
+                pw = np.asarray(feats["taxonomy"][0, : self.nodes.n_domains], dtype=np.float64)
             order, _ = explore_order(
                 self.explore_transitions(),
                 dom,
@@ -769,9 +772,7 @@ def tower_vectors(net: Any, query: Histories, feats: UserFeatures, *, item_vecs:
     with torch.no_grad():
         return net.user_vectors(
             history_tensor(query, net.cfg.max_history).to(dev),
-            torch.tensor(feats.profile, device=dev),
-            torch.tensor(feats.taxonomy, device=dev),
-            torch.tensor(feats.l3, device=dev),
+            {n: torch.tensor(x, device=dev) for n, x in feats.groups.items()},
             item_vecs=item_vecs if item_vecs is not None else net.item_vectors(),
         )
 

@@ -106,10 +106,8 @@ class Trainer:
         freq = counts.astype(np.float64) + 1.0
         self.logq = torch.tensor(np.log(freq / freq.sum()), dtype=torch.float32, device=self.device)
         dev = self.device
-        self.prof_all = torch.tensor(feats.profile, device=dev)
-        self.tax_all = torch.tensor(feats.taxonomy, device=dev)
-        self.l3_all = torch.tensor(feats.l3, device=dev)
-        self.l3_cold = torch.tensor(feats.l3_cold, device=dev) if feats.l3_cold is not None else None
+        self.user_rows = {n: torch.tensor(x, device=dev) for n, x in feats.groups.items()}
+        self.cold_rows = {n: torch.tensor(x, device=dev) for n, x in feats.cold.items()}
         self.opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # small logs: smaller batches, so an epoch is still ~20+ optimiser steps
         self.batch = max(64, min(cfg.batch_size, len(self.ex) // 20))
@@ -127,22 +125,28 @@ class Trainer:
         """The network's inputs for example ``rows`` (augmented as the config says)."""
         import torch
 
+        from .model import POSITIONAL
+
         cfg, rng, dev = self.cfg, self.aug, self.device
         tgt = torch.tensor(self.ex.targets(rows), device=dev)
         hist_np, cut = self.ex.histories(rows, cfg.max_history, rng, cfg.cold_context_prob, cfg.cold_context)
         hist = torch.tensor(hist_np, device=dev)
         users = torch.tensor(self.ex.user[rows], device=dev)
-        prof, tax, l3 = self.prof_all[users], self.tax_all[users], self.l3_all[users]
-        if self.l3_cold is not None and cut.any():  # a cut history gets the L3 row of a short history
-            l3 = torch.where(torch.tensor(cut, device=dev).unsqueeze(1), self.l3_cold[users], l3)
-        if cfg.profile_dropout > 0:
+        x = {n: v[users] for n, v in self.user_rows.items()}
+        if cut.any():  # a cut history gets the rows of a short history (L3)
+            at = torch.tensor(cut, device=dev).unsqueeze(1)
+            for n, v in self.cold_rows.items():
+                x[n] = torch.where(at, v[users], x[n])
+        if cfg.profile_dropout > 0:  # hide the groups that come from the profile
             drop = torch.tensor(rng.random(len(rows)) < cfg.profile_dropout, device=dev).unsqueeze(1)
-            prof = prof.masked_fill(drop, 0.0)
-            tax = tax.masked_fill(drop, 0.0)
+            for g in self.net.user_groups:
+                if g.from_profile:
+                    x[g.name] = x[g.name].masked_fill(drop, 0.0)
+        named = [x.pop(n) for n in POSITIONAL]  # forward takes these by position, the rest by name
         if cfg.loss == "bce":
             neg = torch.randint(0, cfg.n_items, (len(rows), cfg.neg_per_pos)).to(dev)
-            return hist, prof, tax, l3, torch.cat([tgt.unsqueeze(1), neg], dim=1), None
-        return hist, prof, tax, l3, tgt, self.logq[tgt] if cfg.logq else None
+            return hist, *named, torch.cat([tgt.unsqueeze(1), neg], dim=1), None, x or None
+        return hist, *named, tgt, self.logq[tgt] if cfg.logq else None, x or None
 
     def run_epoch(self, model: Any = None) -> float:
         """One pass over this worker's share of the examples; the mean batch loss.
