@@ -292,8 +292,13 @@ class Slow:
         return FakeBackend(script)
 
 if __name__ == "__main__":
+    from interests.cli.common import friendly_errors, sigterm_as_interrupt
+
     logs = read_logs(sys.argv[1] + "/events.csv", catalog=sys.argv[1] + "/catalog.jsonl")
-    extract_profiles_ray(logs, output=sys.argv[2], backend=Slow(), actors=2, batch_size=2, address="local")
+    with friendly_errors(), sigterm_as_interrupt():  # as every `interests` command runs
+        extract_profiles_ray(
+            logs, output=sys.argv[2], backend=Slow(), actors=2, batch_size=2, address="local"
+        )
 """
 
 
@@ -313,8 +318,12 @@ def _session_pids(sid: int, *, agents: bool = True) -> list[int]:
     return pids
 
 
-def test_a_killed_driver_takes_its_cluster_along_and_the_rerun_finishes(cluster, logs, tmp_path):
-    """SIGKILL to the driver mid-run: no Ray process or engine is left, and a re-run completes the file."""
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_a_killed_driver_takes_its_cluster_along_and_the_rerun_finishes(cluster, logs, tmp_path, sig):
+    """SIGKILL or SIGTERM to the driver mid-run: nothing of its cluster is left; a re-run completes the file.
+
+    SIGTERM is a Ctrl-C for the command (exit status 130, actors stopped, cluster shut down by the driver).
+    """
     from interests.scale.ray_extract import extract_profiles_ray
 
     out = tmp_path / "p.jsonl"
@@ -326,8 +335,9 @@ def test_a_killed_driver_takes_its_cluster_along_and_the_rerun_finishes(cluster,
         while len(_records(out)) < 4 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert proc.poll() is None and 4 <= len(_records(out)) < len(logs.histories), "not mid-run"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+        os.kill(proc.pid, sig)
+        status = proc.wait(60)
+        assert status == (130 if sig == signal.SIGTERM else -signal.SIGKILL)
         deadline = time.monotonic() + 60
         while _session_pids(proc.pid, agents=False) and time.monotonic() < deadline:
             time.sleep(0.5)
