@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .common import backend_options, make_backend, note, sdk_command
+from .common import backend_options, make_backend, note, sdk_command, weight_shift_option
 
 F = TypeVar("F")
 
@@ -104,13 +104,7 @@ def llm_options(func: F) -> F:
     is_flag=True,
     help="With --model/--server: new words for every refreshed user, even where the groups did not change.",
 )
-@click.option(
-    "--weight-shift",
-    type=click.FloatRange(min=0, max=1),
-    default=0.2,
-    show_default=True,
-    help="With --model/--server: a domain whose share of the events moves this much gets new words.",
-)
+@weight_shift_option("With --model/--server: ")
 @sdk_command
 def api(
     model_dir: str,

@@ -372,6 +372,17 @@ def ray_option(what: str) -> Callable[[F], F]:
     )
 
 
+def weight_shift_option(when: str = "") -> Callable[[F], F]:
+    """``--weight-shift``: the update rule's share of events that earns a domain new words."""
+    return click.option(
+        "--weight-shift",
+        type=click.FloatRange(min=0, max=1),
+        default=0.2,
+        show_default=True,
+        help=f"{when}{'a' if when else 'A'} domain whose share of the events moves this much gets new words.",
+    )
+
+
 def half_life_option(func: F) -> F:
     return click.option(
         "--half-life",

@@ -21,6 +21,7 @@ from .common import (
     split_options,
     user_list,
     users_option,
+    weight_shift_option,
 )
 
 
@@ -45,13 +46,7 @@ from .common import (
     show_default=True,
     help="--no-llm: never call a model; new groups and new users get the data's own labels.",
 )
-@click.option(
-    "--weight-shift",
-    type=click.FloatRange(min=0, max=1),
-    default=0.2,
-    show_default=True,
-    help="A domain whose share of the events moves this much gets new words.",
-)
+@weight_shift_option()
 @click.option("--retry-errors", is_flag=True, help="Try again the users that have only an error record.")
 @click.option(
     "--taxonomy",

@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,8 @@ def test_python_block_runs(page: str, line: int, info: str, code: str, tmp_path:
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
-            env={**os.environ, "TMPDIR": str(tmp_path)},
+            # Ray's sockets live under its temp dir, whose path must stay under 108 bytes
+            env={**os.environ, "TMPDIR": str(tmp_path), "RAY_TMPDIR": tempfile.gettempdir()},
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{page}, block at line {line}: still running after {TIMEOUT_S}s")
