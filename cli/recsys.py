@@ -127,10 +127,9 @@ def train(
         if ray_address is not None or worker_gpu or checkpoints is not None or worker_cpus != 1.0:
             raise click.UsageError("--ray, --worker-cpus, --worker-gpu and --checkpoints go with --workers")
     else:
-        from interests.scale.ray_extract import require_ray
-        from interests.scale.ray_train import RayTraining
+        from interests.scale.ray_train import RayTraining, require_ray_train
 
-        require_ray("distributed training")  # fail before reading the logs
+        require_ray_train()  # fail before reading the logs
         distributed = RayTraining(
             workers=workers,
             address=ray_address,

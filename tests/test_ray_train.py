@@ -130,3 +130,16 @@ def test_a_failed_run_started_again_resumes_from_its_checkpoints(cluster, world,
     again = _fit(world, RayTraining(workers=2, checkpoints=keep))
     assert len(again.train_log.resumed) == 1 and 1 <= again.train_log.resumed[0] <= 3
     assert _same_weights(again, two)
+
+
+def test_without_ray_train_the_option_names_the_extra(monkeypatch, tmp_path) -> None:
+    from click.testing import CliRunner
+    from conftest import EXAMPLES
+    from interests.cli import cli
+
+    monkeypatch.setitem(sys.modules, "ray.train.torch", None)  # plain ray, without ray[train]'s deps
+    out = CliRunner().invoke(
+        cli, ["train", str(EXAMPLES / "events.csv"), "-o", str(tmp_path / "m"), "--workers", "2"]
+    )
+    assert out.exit_code != 0 and "pip install 'interests[ray]'" in out.output
+    assert not (tmp_path / "m").exists()

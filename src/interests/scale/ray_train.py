@@ -89,6 +89,18 @@ def run_name(net: Any, data: Histories, epochs: int, workers: int) -> str:
     return f"two-tower-{h.hexdigest()}"
 
 
+def require_ray_train() -> Any:
+    """The ``ray`` module with Ray Train importable, or a :class:`ConfigError` naming the extra."""
+    ray = require_ray("distributed training")
+    try:
+        import ray.train.torch  # Ray Train needs ray[train]'s pandas, pyarrow, ...
+    except ImportError as exc:
+        raise ConfigError(
+            f"distributed training needs Ray Train: pip install 'interests[ray]' (brings ray[train]); {exc}"
+        ) from exc
+    return ray
+
+
 def train_net_ray(
     net: Any,
     data: Histories,
@@ -103,7 +115,7 @@ def train_net_ray(
     ``net`` is trained in place (it ends with the best epoch's weights, like
     ``train_net``); ``eval_fn(net)`` is pickled to the workers.
     """
-    ray = require_ray("distributed training")
+    ray = require_ray_train()
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -221,4 +233,4 @@ def _worker_loop(config: dict[str, Any]) -> None:
             on_epoch(rank, tr.epoch)
 
 
-__all__ = ["RayTraining", "run_name", "train_net_ray"]
+__all__ = ["RayTraining", "require_ray_train", "run_name", "train_net_ray"]
