@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,9 @@ from worlds import GROUPS, WITHHELD, grouped_world
 from interests.errors import InterestsError
 from interests.recsys import TwoTower
 
+#: before a kill, time for Ray Train's controller to register the checkpoint just reported (it polls
+#: the workers); without it, on a loaded machine, the restart could find no checkpoint registered yet
+REGISTER_S = 5.0
 FAST = {"epochs": 6, "batch_size": 64, "dim": 32, "seed": 0, "backbone": False, "fusion": 0.0}
 
 
@@ -93,6 +97,7 @@ def _kill_rank1_once(marker: str):
     def hook(rank: int, epoch: int) -> None:
         if rank == 1 and epoch == 2 and not os.path.exists(marker):
             Path(marker).touch()
+            time.sleep(REGISTER_S)
             os.kill(os.getpid(), signal.SIGKILL)
 
     return hook
@@ -115,6 +120,7 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(cluster, world, two, t
 def _kill_every_worker_after(epoch_limit: int):
     def hook(rank: int, epoch: int) -> None:
         if epoch >= epoch_limit:
+            time.sleep(REGISTER_S)
             os.kill(os.getpid(), signal.SIGKILL)
 
     return hook
