@@ -61,8 +61,14 @@ def _int_list(value: str, name: str | None) -> list[int]:
     show_default=True,
     help="Pick epochs and fusion on each user's valid events (BENCHMARK.md split), then refit on all.",
 )
+@click.option("--backbone/--no-backbone", default=True, show_default=True, help="Fuse an item-item backbone.")
 @click.option(
-    "--backbone/--no-backbone", default=True, show_default=True, help="Fuse the EASE item-item backbone."
+    "--backbone-kind",
+    type=click.Choice(["auto", "ease", "itemknn"]),
+    default="auto",
+    show_default=True,
+    help="The backbone: EASE or ItemKNN over the recency-weighted history; auto: chosen on the holdout "
+    "with its parameter and decay (EASE lambda 100 without --holdout).",
 )
 @click.option(
     "--loss", type=click.Choice(["sampled_softmax", "bce"]), default="sampled_softmax", show_default=True
@@ -108,6 +114,7 @@ def train(
     seed: int,
     holdout: bool,
     backbone: bool,
+    backbone_kind: str,
     loss: str,
     encoder: str,
     workers: int | None,
@@ -149,15 +156,18 @@ def train(
         epochs=epochs,
         seed=seed,
         backbone=backbone,
+        backbone_kind=backbone_kind,
         loss=loss,
         encoder=encoder,
         distributed=distributed,
     )
     tl = model.train_log
     valid = f", holdout NDCG@20 {tl.best_valid:.4f}" if tl.best_valid is not None else ""
+    bb = model.backbone.describe() if model.backbone is not None else "none"
     note(
         f"trained on {model.config.n_items} items, {len(parsed.histories)} users: "
-        f"{tl.epochs} epochs in {tl.seconds:.1f}s{valid}, fusion {model.config.fusion}; wrote {output}/"
+        f"{tl.epochs} epochs in {tl.seconds:.1f}s{valid}, backbone {bb}, fusion {model.config.fusion}; "
+        f"wrote {output}/"
     )
     if as_json:
         summary = {
@@ -168,6 +178,7 @@ def train(
             "epochs": tl.epochs,
             "best_epoch": tl.best_epoch,
             "holdout_ndcg@20": tl.best_valid,
+            "backbone": model.backbone.describe() if model.backbone is not None else None,
             "fusion": model.config.fusion,
             "seconds": tl.seconds,
             "workers": tl.workers,

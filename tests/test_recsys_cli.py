@@ -59,7 +59,8 @@ def test_train_recommend_evaluate_round_trip(example_logs_dir: Path, tmp_path: P
     table = json.loads(res.output.strip().splitlines()[-1])
     assert set(table) == {"all", "cold"}
     for seg in table.values():
-        assert {"two-tower", "two-tower-history", "ease", "itemknn", "popular", "sasrec"} <= set(seg)
+        names = {"two-tower", "two-tower-history", "ease", "itemknn", "backbone", "popular", "sasrec"}
+        assert names <= set(seg)
         for row in seg.values():
             assert {"recall@10", "ndcg@10", "recall@20", "ndcg@20", "coverage@20", "diversity@20"} <= set(row)
             assert all(0.0 <= row[k] <= 1.0 for k in ("recall@20", "ndcg@20", "coverage@20"))

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .baselines import EASE, ItemKNN, MostPopular, RecentPopular, rank
-from .data import Histories, from_user_histories, item_domains
+from .baselines import ItemKNN, MostPopular, RecentPopular, rank
+from .data import from_user_histories, item_domains
 from .metrics import ndcg_at_k, summarize
 from .split import EvalCase, TemporalSplit
 
@@ -64,23 +64,6 @@ def _ndcg20(ranked: np.ndarray, targets: Sequence[np.ndarray]) -> float:
     return float(np.mean([ndcg_at_k(r, t, 20) for r, t in zip(ranked, targets, strict=True)]))
 
 
-class _EaseCache:
-    """Dense EASE weights per (stage, lambda), computed once per run."""
-
-    def __init__(self) -> None:
-        self.mats: dict[tuple[str, float], np.ndarray] = {}
-
-    def get(self, stage: str, lam: float, fit: Histories) -> np.ndarray:
-        key = (stage, lam)
-        if key not in self.mats:
-            t = time.perf_counter()
-            b = EASE(lam).fit(fit).B
-            assert b is not None
-            self.mats[key] = b
-            log.info("EASE lambda=%s on %s: %.1fs", lam, stage, time.perf_counter() - t)
-        return self.mats[key]
-
-
 def evaluate(
     logs: Any,
     *,
@@ -119,8 +102,8 @@ def evaluate(
     also reports each fused variant with the plain valid argmax, as
     ``<name> (argmax)``, scored from the same trained models.
     """
-    from .backbone import EaseBackbone
-    from .recommender import TwoTower
+    from .backbone import ItemItemBackbone, ItemWeights, choose_backbone
+    from .recommender import BACKBONE_KEYS, TwoTower
 
     histories = getattr(logs, "histories", logs)
     catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
@@ -137,7 +120,7 @@ def evaluate(
         "chosen": {},
         "seconds": {},
     }
-    ease = _EaseCache()
+    weights = {st: ItemWeights(cases[(st, "all")].fit) for st in ("valid", "test")}
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
 
     def report(name: str, seg: str, ranked: np.ndarray, case: EvalCase) -> None:
@@ -165,7 +148,7 @@ def evaluate(
         report("itemknn", seg, rank(ItemKNN(best).fit(te.fit).score(te.query), te.query, 20), te)
 
         def ease_score(stage: str, lam: float, case: EvalCase) -> np.ndarray:
-            return np.asarray(case.query.matrix() @ ease.get(stage, lam, case.fit), dtype=np.float32)
+            return np.asarray(case.query.matrix() @ weights[stage].get("ease", lam), dtype=np.float32)
 
         lam = max(
             ease_grid, key=lambda x: (_ndcg20(rank(ease_score("valid", x, v), v.query, 20), v.targets), -x)
@@ -178,7 +161,7 @@ def evaluate(
         decay_grid,
         key=lambda d: _ndcg20(
             rank(
-                EaseBackbone(_sparse(ease.get("valid", lam_all, v_all.fit)), d).score(v_all.query),
+                ItemItemBackbone(_sparse(weights["valid"].get("ease", lam_all)), d).score(v_all.query),
                 v_all.query,
                 20,
             ),
@@ -186,10 +169,17 @@ def evaluate(
         ),
     )
     meta["chosen"]["ease-recency"] = {"lambda": lam_all, "decay": decay}
+    # the two-tower's own backbone, chosen on valid as `interests train` chooses it
+    chosen_bb, bb_choice = choose_backbone(weights["valid"], v_all.query, v_all.targets)
+    meta["chosen"]["backbone"] = bb_choice
     for seg in ("all", "cold"):
         te = cases[("test", seg)]
-        bb = EaseBackbone(_sparse(ease.get("test", lam_all, te.fit)), decay)
+        bb = ItemItemBackbone(_sparse(weights["test"].get("ease", lam_all)), decay)
         report("ease-recency", seg, rank(bb.score(te.query), te.query, 20), te)
+        bb = ItemItemBackbone.fit(
+            te.fit, chosen_bb.kind, chosen_bb.param, chosen_bb.decay, weights=weights["test"]
+        )
+        report("backbone", seg, rank(bb.score(te.query), te.query, 20), te)
     meta["seconds"]["baselines"] = round(time.perf_counter() - t0, 1)
     if sasrec_grid:
         t0 = time.perf_counter()
@@ -222,7 +212,14 @@ def evaluate(
     meta["profiles"] = {k: len(v) for k, v in prof.items()}
 
     # ---- the two-tower and its ablations -----------------------------------------------------
-    base_cfg = {"ease_lambda": lam_all, "recency_decay": decay, **(config or {})}
+    base_cfg = {
+        "ease_lambda": chosen_bb.param if chosen_bb.kind == "ease" else lam_all,
+        "knn_k": int(chosen_bb.param) if chosen_bb.kind == "itemknn" else 100,
+        "backbone_kind": chosen_bb.kind,
+        "recency_decay": chosen_bb.decay,
+        **(config or {}),
+    }
+    assert set(BACKBONE_KEYS) <= set(base_cfg)
     for name, over in variants.items():
         t1 = time.perf_counter()
         for seed in seeds:
@@ -240,7 +237,7 @@ def evaluate(
                 profiles=prof.get("valid"),
                 taxonomy=tax.get("valid"),
                 valid=valid_map,
-                ease_weights=ease.get("valid", lam_all, v.fit) if use_b else None,
+                item_weights=weights["valid"],
             )
             epochs = max(1, m.train_log.best_epoch)
             fusion = {"all": m.config.fusion}
@@ -256,7 +253,7 @@ def evaluate(
                 catalog=catalog,
                 profiles=prof.get("test"),
                 taxonomy=tax.get("test"),
-                ease_weights=ease.get("test", lam_all, te.fit) if use_b else None,
+                item_weights=weights["test"],
                 epochs=epochs,
             )
             for seg in ("all", "cold"):

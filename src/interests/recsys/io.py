@@ -101,7 +101,7 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     import torch
     from safetensors.numpy import load_file
 
-    from .backbone import EaseBackbone
+    from .backbone import KINDS, ItemItemBackbone
     from .data import Histories
     from .explore import Transitions
     from .features import ItemNodes, UserFeatures
@@ -131,7 +131,9 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     n = cfg.n_items
     if "backbone.data" in t:
         b = sp.csr_matrix((t["backbone.data"], t["backbone.indices"], t["backbone.indptr"]), shape=(n, n))
-        model.backbone = EaseBackbone(b, cfg.recency_decay)
+        kind = cfg.backbone_kind if cfg.backbone_kind in KINDS else "ease"
+        param = cfg.ease_lambda if kind == "ease" else cfg.knn_k
+        model.backbone = ItemItemBackbone(b, cfg.recency_decay, kind, param)
     model.text_basis = t.get("text_basis")
     model.feats = UserFeatures.from_arrays(t, cfg.user_groups, "feats.")
     cuts = np.cumsum(t["known.lens"])[:-1]

@@ -60,9 +60,12 @@ class TwoTowerConfig:
     use_l3: bool = True
     # the user feature groups the network is built with (interests.recsys.features.USER_GROUPS)
     user_groups: list[str] = field(default_factory=_registered)
-    # fused EASE backbone: final = (1 - fusion) * z(backbone) + fusion * z(tower)
+    # fused item-item backbone: final = (1 - fusion) * z(backbone) + fusion * z(tower)
     backbone: bool = True
+    # "ease", "itemknn", or "auto": kind, parameter and decay chosen on the valid split (EASE without one)
+    backbone_kind: str = "auto"
     ease_lambda: float = 100.0
+    knn_k: int = 100
     recency_decay: float = 0.9
     ease_keep: int = 500
     fusion: float | None = None  # None: chosen on the valid split (0.5 without one)

@@ -26,7 +26,7 @@ import numpy as np
 from interests.errors import ConfigError
 
 from ..stats import rating_scale
-from .backbone import EaseBackbone
+from .backbone import ItemItemBackbone, ItemWeights, choose_backbone
 from .data import Histories, from_user_histories, item_domains
 from .explain import Explanation, explain_score
 from .features import (
@@ -76,7 +76,8 @@ class TwoTower:
         cfg = config or TwoTowerConfig()
         self.config = TwoTowerConfig.from_dict({**cfg.to_dict(), **overrides})
         self.net: Any = None
-        self.backbone: EaseBackbone | None = None
+        self.backbone: ItemItemBackbone | None = None
+        self.backbone_choice: dict[str, Any] | None = None  # what choose_backbone saw and chose
         self.known: Histories | None = None
         self.feats: UserFeatures | None = None
         self.nodes: ItemNodes | None = None
@@ -104,15 +105,17 @@ class TwoTower:
         profiles: Sequence[InterestProfile] | Mapping[str, InterestProfile] | None = None,
         taxonomy: Taxonomy | None = None,
         valid: Mapping[str, Sequence[str]] | None = None,
-        ease_weights: np.ndarray | None = None,
+        item_weights: ItemWeights | None = None,
         epochs: int | None = None,
         distributed: RayTraining | None = None,
     ) -> TwoTower:
         """Train on ``data`` (``Logs``, ``{user: UserHistory}`` or :class:`Histories`).
 
         ``valid`` maps users to held-out items: training stops early on their
-        NDCG@20 and ``fusion`` is tuned on it when the config leaves it ``None``.
-        ``ease_weights`` reuses a dense EASE matrix fit on the same data.
+        NDCG@20, ``fusion`` is tuned on it when the config leaves it ``None``
+        and the backbone is chosen on it when ``backbone_kind`` is ``"auto"``
+        (:func:`~interests.recsys.backbone.choose_backbone`; EASE without ``valid``).
+        ``item_weights`` reuses item-item matrices already fit on the same data.
         ``distributed`` trains the network on Ray Train workers
         (:class:`~interests.scale.RayTraining`, ``pip install 'interests[ray]'``).
         """
@@ -178,12 +181,6 @@ class TwoTower:
             )
         self.net = net
         log.info("features and item text ready (%.1fs)", time.perf_counter() - t0)
-        if cfg.backbone:
-            t0 = time.perf_counter()
-            self.backbone = EaseBackbone.fit(
-                known, cfg.ease_lambda, cfg.recency_decay, cfg.ease_keep, dense=ease_weights
-            )
-            log.info("EASE backbone (lambda %s): %.1fs", cfg.ease_lambda, time.perf_counter() - t0)
         eval_fn: ValidProbe | None = None
         vq: Histories | None = None
         targets: list[np.ndarray] = []
@@ -196,6 +193,8 @@ class TwoTower:
                 for r in rows
             ]
             eval_fn = ValidProbe(vq, self.feats.take(rows), targets)
+        if cfg.backbone:
+            self._fit_backbone(known, item_weights, vq, targets)
 
         self._item_vecs, self._frozen = None, False
         t0 = time.perf_counter()
@@ -221,6 +220,28 @@ class TwoTower:
                 cfg.fusion = 0.5
             log.info("fusion with the backbone: %s", cfg.fusion)
         return self
+
+    def _fit_backbone(
+        self, known: Histories, weights: ItemWeights | None, vq: Histories | None, targets: list[np.ndarray]
+    ) -> None:
+        """The configured backbone, or with ``backbone_kind="auto"`` the best of the grid on valid."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        weights = weights if weights is not None else ItemWeights(known)
+        if cfg.backbone_kind == "auto" and vq is not None and vq.n_users:
+            self.backbone, self.backbone_choice = choose_backbone(weights, vq, targets, keep=cfg.ease_keep)
+            cfg.backbone_kind, cfg.recency_decay = self.backbone.kind, self.backbone.decay
+            if self.backbone.kind == "ease":
+                cfg.ease_lambda = float(self.backbone.param)
+            else:
+                cfg.knn_k = int(self.backbone.param)
+        else:
+            kind = "ease" if cfg.backbone_kind == "auto" else cfg.backbone_kind
+            param = cfg.ease_lambda if kind == "ease" else cfg.knn_k
+            self.backbone = ItemItemBackbone.fit(
+                known, kind, param, cfg.recency_decay, cfg.ease_keep, weights
+            )
+        log.info("backbone %s: %.1fs", self.backbone.describe(), time.perf_counter() - t0)
 
     def _reads(self, what: str) -> bool:
         """Whether a user group switched on reads ``what`` (``profiles``, ``taxonomy``, ``text``)."""
@@ -655,11 +676,13 @@ def fit_two_tower(
     """Train a model the way ``interests train`` does.
 
     With ``holdout`` the BENCHMARK.md temporal split's valid events pick the
-    epoch count (early stopping) and the fusion weight (:func:`choose_fusion`:
-    the backbone alone unless the tower's valid gain exceeds its noise) on a
-    model fit to the earlier events; the returned model is then refit on every
-    event with those settings. Without it, ``config["epochs"]`` epochs and
-    ``fusion=0.5``. ``distributed``: both fits on Ray Train workers.
+    backbone (:func:`~interests.recsys.backbone.choose_backbone`: EASE or
+    ItemKNN, its parameter and recency decay), the epoch count (early
+    stopping) and the fusion weight (:func:`choose_fusion`: the backbone alone
+    unless the tower's valid gain exceeds its noise) on a model fit to the
+    earlier events; the returned model is then refit on every event with those
+    settings. Without it, ``config["epochs"]`` epochs, the configured backbone
+    (EASE when ``"auto"``) and ``fusion=0.5``. ``distributed``: both fits on Ray Train workers.
     """
     from .split import TemporalSplit
 
@@ -678,7 +701,8 @@ def fit_two_tower(
     probe = TwoTower(**config).fit(
         case.fit, catalog=catalog, profiles=profiles, taxonomy=taxonomy, valid=valid, distributed=distributed
     )
-    final = TwoTower(**{**config, "fusion": probe.config.fusion})
+    chosen = {k: getattr(probe.config, k) for k in BACKBONE_KEYS}
+    final = TwoTower(**{**config, "fusion": probe.config.fusion, **chosen})
     final.fit(
         data,
         catalog=catalog,
@@ -690,7 +714,12 @@ def fit_two_tower(
     final.train_log.best_valid = probe.train_log.best_valid
     final.train_log.valid = probe.train_log.valid
     final.fusion_choice = probe.fusion_choice
+    final.backbone_choice = probe.backbone_choice
     return final
+
+
+#: the config fields that say which backbone a model has (chosen on valid, kept by the refit)
+BACKBONE_KEYS = ("backbone_kind", "ease_lambda", "knn_k", "recency_decay")
 
 
 def choose_fusion(

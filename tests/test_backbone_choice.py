@@ -1,0 +1,112 @@
+"""The item-item backbone is chosen on valid (EASE or ItemKNN, parameter, decay), kept by refit and save."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from worlds import WITHHELD, grouped_world
+
+from interests.recsys import TwoTower, from_user_histories
+from interests.recsys.backbone import ItemWeights, choose_backbone
+from interests.recsys.baselines import mean_ndcg, rank
+from interests.recsys.data import Histories
+from interests.recsys.recommender import fit_two_tower
+
+N = 30  # items on the cycle
+
+
+def cycle_world(n_users: int = 120, length: int = 8, seed: int = 0) -> tuple[Histories, Histories, list]:
+    """Users walk a cycle of items from random starts; the valid target is the next item on the cycle.
+
+    The order of a history says everything: only a backbone that weighs the last items most
+    (decay < 1) can tell which neighbour comes next.
+    """
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, N, n_users)
+    walks = [np.array([(s + k) % N for k in range(length)]) for s in starts]
+    items = [str(i) for i in range(N)]
+
+    def hist(ws: list[np.ndarray]) -> Histories:
+        return Histories(
+            [f"u{k}" for k in range(len(ws))],
+            items,
+            ws,
+            [np.arange(len(w), dtype=np.float64) for w in ws],
+            [np.full(len(w), np.nan) for w in ws],
+        )
+
+    fit = hist([w[:-1] for w in walks])
+    return fit, fit, [w[-1:] for w in walks]
+
+
+def test_the_choice_weighs_recent_items_when_order_decides() -> None:
+    fit, query, targets = cycle_world()
+    weights = ItemWeights(fit)
+    chosen, record = choose_backbone(weights, query, targets)
+    assert chosen.decay < 1.0, record
+    # the chosen one is the best of every candidate it tried, and clearly above the order-blind ones
+    assert max(record["valid"].values()) == pytest.approx(
+        mean_ndcg(chosen.score(query), query, targets), abs=1e-5
+    )
+    blind = [v for name, v in record["valid"].items() if name.endswith("decay 1")]
+    assert max(record["valid"].values()) > max(blind) + 0.05
+    # a grid of one kind gives that kind
+    only, _ = choose_backbone(weights, query, targets, grid=[("itemknn", 5)])
+    assert (only.kind, only.param) == ("itemknn", 5)
+    assert weights.get("itemknn", 5) is weights.get("itemknn", 5)  # computed once
+
+
+def test_an_itemknn_backbone_ranks_and_explains(tmp_path: Path) -> None:
+    histories, catalog, _ = grouped_world()
+    data = from_user_histories(histories)
+    m = TwoTower(backbone_kind="itemknn", knn_k=20, fusion=0.0, epochs=2, dim=16).fit(data, catalog=catalog)
+    assert m.backbone is not None and m.backbone.kind == "itemknn"
+    for g, item in WITHHELD.items():
+        assert m.recommend_items(f"p{g}", k=1)[0].item_id == item
+    q = data.take([data.user_index()["p0"]])
+    i = data.item_index[WITHHELD[0]]
+    terms = m.backbone.contributions(q, 0, i)
+    assert sum(terms.values()) == pytest.approx(float(m.backbone.score(q)[0, i]), rel=1e-5)
+    back = TwoTower.load(m.save(tmp_path / "m"))
+    assert back.backbone is not None and (back.backbone.kind, back.backbone.param) == ("itemknn", 20)
+    np.testing.assert_allclose(back.score(q), m.score(q), rtol=1e-5, atol=1e-6)
+
+
+def test_train_keeps_the_backbone_chosen_on_valid(tmp_path: Path) -> None:
+    histories, catalog, _ = grouped_world()
+    m = fit_two_tower(histories, catalog=catalog, epochs=3, dim=16)
+    choice = m.backbone_choice
+    assert choice is not None and m.backbone is not None
+    assert (m.backbone.kind, m.backbone.param, m.backbone.decay) == (
+        choice["kind"],
+        choice["param"],
+        choice["decay"],
+    )
+    assert m.config.backbone_kind == choice["kind"] and m.config.recency_decay == choice["decay"]
+    assert len(choice["valid"]) > 1  # it compared candidates
+    back = TwoTower.load(m.save(tmp_path / "m"))
+    assert back.backbone is not None and back.backbone.describe() == m.backbone.describe()
+
+
+def test_without_valid_auto_means_the_configured_ease() -> None:
+    histories, catalog, _ = grouped_world()
+    m = TwoTower(epochs=1, dim=16, ease_lambda=50.0).fit(from_user_histories(histories), catalog=catalog)
+    assert m.backbone is not None and (m.backbone.kind, m.backbone.param) == ("ease", 50.0)
+    assert m.backbone_choice is None
+
+
+def test_an_unknown_kind_is_refused() -> None:
+    fit, _, _ = cycle_world(n_users=10)
+    with pytest.raises(ValueError, match="unknown backbone kind"):
+        ItemWeights(fit).get("svd", 10)
+
+
+def test_rank_of_chosen_backbone_matches_its_record() -> None:
+    fit, query, targets = cycle_world(seed=1)
+    chosen, record = choose_backbone(ItemWeights(fit), query, targets, decays=(0.5,))
+    ranked = rank(chosen.score(query), query, 20)
+    hits = np.mean([t[0] in r[:1] for r, t in zip(ranked, targets, strict=True)])
+    assert hits > 0.9  # with decay 0.5 the last item's successor comes first
+    assert record["decay"] == 0.5
