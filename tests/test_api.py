@@ -431,3 +431,39 @@ def test_default_refresher_recomputes_profiles_without_an_llm(world: dict[str, A
     assert new["stats"]["n_events"] == old["stats"]["n_events"] + 2
     assert "g2_7" in {i for d in new["domains"] for t in d["topics"] for i in t["item_ids"]}
     assert not app.state.interests.store.is_stale("p2")
+
+
+def test_item_vectors_are_computed_once_and_the_encoder_loads_at_start(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """profile_wins (each item's source) reads the item tower's output computed once, not per row,
+    and the text encoder of profiles is loaded by create_app, not by a request (#16)."""
+    from interests.recsys.explain import profile_wins
+
+    model = TwoTower.load(world["folder"])
+    assert model._encoder is None
+    app = create_app(model, world["profiles"], catalog=world["catalog"], refresher=keep_profiles)
+    assert model._encoder is not None
+    scorer, store = app.state.interests.scorer, app.state.interests.store
+    rows = [scorer.row(store.snapshot(u)) for u in ("p0", "p1", "u2_1")]
+    want = [profile_wins(model, r.query, r.feats) for r in rows]
+    assert any(w.any() for w in want) and any((~w).any() for w in want)
+
+    def again() -> None:
+        raise AssertionError("item vectors recomputed")
+
+    monkeypatch.setattr(model.net, "item_vectors", again)
+    with serving(app) as c:
+        post(c, [{"user_id": "p1", "item_id": "g0_0"}])
+        body = recs(c, "p1", k=8)
+        assert {x["source"] for x in recs(c, "p0", k=8)["items"]} <= {"history", "profile"}
+    row = scorer.cached(store.snapshot("p1"))
+    assert row is not None
+    assert np.array_equal(row.extra["profile_wins"], profile_wins(scorer._fixed_items, row.query, row.feats))
+    sources = [
+        "profile" if row.extra["profile_wins"][model.known.item_index[x["item_id"]]] else "history"
+        for x in body["items"]
+    ]
+    assert [x["source"] for x in body["items"]] == sources
+    for r, w in zip(rows, want, strict=True):
+        assert np.array_equal(profile_wins(scorer._fixed_items, r.query, r.feats), w)

@@ -229,3 +229,93 @@ def test_cli_api_llm_options(world: dict[str, Any], tmp_path: Path, monkeypatch:
 
     res = CliRunner().invoke(cli, [*base, "--refresh"], env=env)
     assert res.exit_code == 2 and "give --model or --server" in res.output
+
+
+def refreshed_in(
+    process: bool, world: dict[str, Any], users: list[str], named: dict[str, Any] | None = None
+) -> tuple[Any, ProfileRefresher]:
+    """A store with the same posted events, refreshed by the default refresher in a thread or a child
+    (``named``: its profiles and a copy of its groups; else the world's, grouped on the first refresh)."""
+    import copy
+
+    from interests.api import default_refresher
+    from interests.api.state import Posted
+
+    profiles = named["profiles"] if named else world["profiles"]
+    groups = copy.deepcopy(named["groups"]) if named else None
+    store = UserStore(world["model"].known, profiles)
+    store.add(
+        [Posted("p0", i, 1.7e9 + k * 3600, 5.0, "view", SECRET) for k, i in enumerate(SOURDOUGH)]
+        + [Posted("p2", "g2_7", 1.7e9, 3.0), Posted("newbie", "g1_0", 1.7e9), Posted("newbie", "g1_1", 1.7e9)]
+    )
+    refresher = default_refresher(store, world["catalog"], groups, process=process)
+    refresher(users)
+    return store, refresher
+
+
+def test_the_child_process_refreshes_exactly_as_the_thread(
+    world: dict[str, Any], named: dict[str, Any]
+) -> None:
+    """The default refresher computes in a child process (off the service's GIL, #16): the same
+    profiles and change kinds as in the refresh thread, with the app's groups or grouping itself."""
+    import os
+
+    users = ["p0", "p2", "newbie", "u1_1"]  # a new domain, a shift, a new user, no change
+    for groups in (named, None):
+        thread, plain = refreshed_in(False, world, users, groups)
+        child, refresher = refreshed_in(True, world, users, groups)
+        try:
+            assert plain._child is None and refresher._child is not None
+            assert refresher._child.pid != os.getpid()
+            if groups is not None:
+                assert refresher.counts == {"llm": 1, "exact": 1, "new": 1, "unchanged": 1}
+            else:
+                assert refresher.groups is None and plain.groups is not None  # grouped over there
+            assert refresher.counts == plain.counts
+            for u in users:
+                want, got = thread.profile(u), child.profile(u)
+                assert want is not None and got is not None
+                same = {"provenance": {"created_at"}}  # the clock
+                assert got.model_dump(exclude=same) == want.model_dump(exclude=same), u
+            assert child.stale == thread.stale == set()
+            assert [child.version(u) for u in users] == [thread.version(u) for u in users]
+        finally:
+            refresher.close()
+
+
+def test_a_killed_child_fails_its_batch_and_a_new_one_takes_the_next(world: dict[str, Any]) -> None:
+    import os
+    import signal
+
+    from interests.api.refresh_child import ChildDied
+    from interests.api.state import Posted
+
+    store, refresher = refreshed_in(True, world, ["p2"])
+    try:
+        child = refresher._child
+        assert child is not None
+        os.kill(child.pid, signal.SIGKILL)
+        child._proc.wait(10)
+        store.add([Posted("p1", "g0_0", 1.7e9)])
+        with pytest.raises(ChildDied):  # the queue marks the batch stale and retries it later
+            refresher(["p1"])
+        assert refresher._child is None
+        n = store.profile("p1").stats.n_events  # type: ignore[union-attr]
+        refresher(["p1"])  # a new child, grouped again from every user
+        assert refresher._child is not None and refresher._child.pid != child.pid
+        assert store.profile("p1").stats.n_events == n + 1  # type: ignore[union-attr]
+    finally:
+        refresher.close()
+    assert refresher._child is None and child._proc.poll() is not None
+
+
+def test_a_served_app_closes_its_child_on_shutdown(world: dict[str, Any]) -> None:
+    app = create_app(world["model"], world["profiles"], catalog=world["catalog"])
+    with serving(app) as c:
+        post(c, [{"user_id": "p2", "item_id": "g2_7", "rating": 5}])
+        assert app.state.interests.queue.wait_idle(60)
+        assert c.get("/users/p2/profile").json()["provenance"]["made_by"] == "update-exact"
+        refresher = app.state.interests.queue.refresher
+        child = refresher._child
+        assert child is not None and child._proc.poll() is None
+    assert refresher._child is None and child._proc.wait(10) is not None

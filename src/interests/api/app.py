@@ -163,6 +163,8 @@ def create_app(
     check_key(api_key)
     store = UserStore(model.known, profiles)
     scorer = Scorer(model, store, ScoreCache(cache_bytes))
+    if model.config.text_dim:  # load the text encoder now, not in the first request with a profile
+        model.encoder.encode(["warm-up"])  # (the hashing one imports scikit-learn: 1.7 s holding the GIL)
     queue_box: list[RefreshQueue] = []
     metrics = Metrics(lambda: queue_box[0].depth if queue_box else 0, lambda: len(store.stale))
     if refresher is None:

@@ -59,6 +59,9 @@ class Scorer:
         self.item_ids: list[str] = model.known.item_ids
         self.titles: dict[str, str] = dict(zip(model.known.item_ids, model.titles, strict=False))
         self._row_of = model.known.user_index()
+        # the item tower's output, once: profile_wins would recompute it for every row (most of its
+        # ~15 ms); the service never trains, so the item vectors never change
+        self._fixed_items: Any = _FrozenItems(model)
 
     # ---- rows ----------------------------------------------------------------------------------
     def cached(self, snap: Snapshot, text: str | None = None) -> Row | None:
@@ -172,7 +175,7 @@ class Scorer:
         if any(p.source == "model" for p in picks) and "profile_wins" not in row.extra:
             from interests.recsys.explain import profile_wins
 
-            row.extra["profile_wins"] = profile_wins(m, row.query, row.feats)
+            row.extra["profile_wins"] = profile_wins(self._fixed_items, row.query, row.feats)
         wins = row.extra.get("profile_wins")
         out = []
         for p in picks:
@@ -210,6 +213,35 @@ class Scorer:
 def _uses_text(snap: Snapshot, text: str | None) -> bool:
     """A description stands in for a profile only for a cold user without one."""
     return bool(text) and snap.source == "cold" and snap.profile is None
+
+
+class _FrozenItems:
+    """The model with its item vectors computed once, for :func:`~interests.recsys.explain.profile_wins`."""
+
+    def __init__(self, model: TwoTower) -> None:
+        import torch
+
+        assert model.net is not None
+        with torch.no_grad():
+            vecs = model.net.item_vectors()
+        self._model = model
+        self.net = _NetItems(model.net, vecs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+class _NetItems:
+    """A network whose ``item_vectors()`` is a stored tensor; everything else is the network's."""
+
+    def __init__(self, net: Any, vecs: Any) -> None:
+        self._net, self._vecs = net, vecs
+
+    def item_vectors(self, idx: Any = None) -> Any:
+        return self._vecs if idx is None else self._vecs[idx]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._net, name)
 
 
 class _OneUser:

@@ -154,29 +154,15 @@ class UserStore:
 
     def history(self, user_id: str) -> UserHistory:
         """The user's events as ingestion would give them (for a profile refresh)."""
-        from interests.events import Event, UserHistory
+        return build_history(user_id, *self.history_parts(user_id), self.known.item_ids)
 
+    def history_parts(self, user_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Posted]]:
+        """(items, times, ratings, posted events) of one user: what :func:`build_history` needs,
+        cheap to send to another process."""
         snap = self.snapshot(user_id)
         with self.lock:
             posted = list(self._posted.get(user_id, ()))
-        extra = {(p.item_id, p.ts): p for p in posted}
-        ids = self.known.item_ids
-        events = []
-        for i, t, r in zip(snap.items.tolist(), snap.times.tolist(), snap.ratings.tolist(), strict=True):
-            iid, ts = ids[i], None if math.isnan(t) else t
-            p = extra.get((iid, t))
-            events.append(
-                Event(
-                    user_id,
-                    iid,
-                    ts,
-                    None if math.isnan(r) else r,
-                    text=p.text if p is not None else None,
-                    event=p.event if p is not None else None,
-                    source="api" if p is not None else "",
-                )
-            )
-        return UserHistory(user_id, events)
+        return snap.items, snap.times, snap.ratings, posted
 
     # ---- changing ------------------------------------------------------------------------------
     def add(self, events: Sequence[Posted]) -> dict[str, int]:
@@ -233,6 +219,36 @@ class UserStore:
             return out
 
 
+def build_history(
+    user_id: str,
+    items: np.ndarray,
+    times: np.ndarray,
+    ratings: np.ndarray,
+    posted: Sequence[Posted],
+    item_ids: Sequence[str],
+) -> UserHistory:
+    """A user's events as ingestion would give them, from :meth:`UserStore.history_parts`."""
+    from interests.events import Event, UserHistory
+
+    extra = {(p.item_id, p.ts): p for p in posted}
+    events = []
+    for i, t, r in zip(items.tolist(), times.tolist(), ratings.tolist(), strict=True):
+        iid, ts = item_ids[i], None if math.isnan(t) else t
+        p = extra.get((iid, t))
+        events.append(
+            Event(
+                user_id,
+                iid,
+                ts,
+                None if math.isnan(r) else r,
+                text=p.text if p is not None else None,
+                event=p.event if p is not None else None,
+                source="api" if p is not None else "",
+            )
+        )
+    return UserHistory(user_id, events)
+
+
 class ScoreCache:
     """Least-recently-used cache of per-user score rows, bounded in bytes.
 
@@ -274,4 +290,4 @@ class ScoreCache:
         return len(self._d)
 
 
-__all__ = ["Posted", "ScoreCache", "Snapshot", "Source", "UserStore"]
+__all__ = ["Posted", "ScoreCache", "Snapshot", "Source", "UserStore", "build_history"]
