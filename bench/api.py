@@ -10,8 +10,12 @@ cores. Each repeat runs, for a fixed number of requests:
 
 1. ``read``: ``GET /users/{u}/recommendations?k=20`` for random trained users;
 2. ``mixed``: the same, while a second client posts events
-   (``POST /events``, 1-5 events of a random user) in a closed loop, so the
-   posted users' cached score rows are rebuilt on their next read.
+   (``POST /events``, 1-5 events of a random user) in a closed loop, or
+   with ``--post-rate`` at a fixed rate (open loop), so the posted users'
+   cached score rows are rebuilt on their next read and their profiles
+   re-grounded in the background (and the rows rebuilt once more).
+
+    python bench/api.py --rate 200 --concurrency 32 --post-rate 30   # the issue's floor (#16)
 
 Reported per phase: requests/s and client-side p50/p95/p99 latency, and the
 server's own time per request from its ``/metrics`` histogram (bucket
@@ -147,18 +151,22 @@ async def load(
     post: bool,
     seed: int,
     rate: float | None = None,
+    post_rate: float | None = None,
 ) -> dict[str, Any]:
     """``n`` recommendation requests: a closed loop of ``concurrency`` readers, or with ``rate`` an
     open loop sending request ``k`` at ``k / rate`` s, its latency counted from that time (so time
-    spent waiting behind a slow request counts: no coordinated omission)."""
+    spent waiting behind a slow request counts: no coordinated omission). With ``post``, posts
+    alongside: a closed loop of one poster, or with ``post_rate`` an open loop sending post ``k`` at
+    ``k / post_rate`` s (so a faster server does not get more posts)."""
     rng = random.Random(seed)
+    prng = random.Random(seed + 1000)  # the posts' own draws: the same reads with and without them
     lat: list[float] = []
     post_lat: list[float] = []
     failures = 0
     left = n
     sent = 0
     done = asyncio.Event()
-    limits = httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1)
+    limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
 
         async def reader() -> None:
@@ -169,20 +177,40 @@ async def load(
                 if rate:
                     t, sent = t0 + sent / rate, sent + 1
                     await asyncio.sleep(max(0.0, t - time.perf_counter()))
-                r = await client.get(f"/users/{rng.choice(users)}/recommendations", params={"k": 20})
+                try:
+                    r = await client.get(f"/users/{rng.choice(users)}/recommendations", params={"k": 20})
+                    failures += r.status_code != 200
+                except httpx.HTTPError:  # e.g. a keep-alive connection the server closed while stalled
+                    failures += 1
                 lat.append(time.perf_counter() - t)
-                failures += r.status_code != 200
             done.set()
 
-        async def poster() -> None:
+        async def post_one(t: float) -> None:
             nonlocal failures
-            while not done.is_set():
-                u = rng.choice(users)
-                events = [{"user_id": u, "item_id": rng.choice(items)} for _ in range(rng.randint(1, 5))]
-                t = time.perf_counter()
+            u = prng.choice(users)
+            events = [{"user_id": u, "item_id": prng.choice(items)} for _ in range(prng.randint(1, 5))]
+            try:
                 r = await client.post("/events", json={"events": events})
-                post_lat.append(time.perf_counter() - t)
                 failures += r.status_code != 200
+            except httpx.HTTPError:
+                failures += 1
+            post_lat.append(time.perf_counter() - t)
+
+        async def poster() -> None:
+            pending: set[asyncio.Task[None]] = set()
+            k = 0
+            while not done.is_set():
+                if not post_rate:
+                    await post_one(time.perf_counter())
+                    continue
+                t, k = t0 + k / post_rate, k + 1
+                await asyncio.sleep(max(0.0, t - time.perf_counter()))
+                if done.is_set():
+                    break
+                task = asyncio.create_task(post_one(t))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            await asyncio.gather(*pending)
 
         t0 = time.perf_counter() + 0.05
         await asyncio.gather(*[reader() for _ in range(concurrency)], *([poster()] if post else []))
@@ -217,7 +245,17 @@ def phase(
         _, c0, s0, n0 = server_hist(c)
         cpu0, own0 = cpu_seconds(pid), time.process_time()
         res = asyncio.run(
-            load(base, users, items, args.requests, args.concurrency, post, seed, rate=args.rate)
+            load(
+                base,
+                users,
+                items,
+                args.requests,
+                args.concurrency,
+                post,
+                seed,
+                rate=args.rate,
+                post_rate=args.post_rate,
+            )
         )
         cpu1, own1 = cpu_seconds(pid), time.process_time()
         b1, c1, s1, n1 = server_hist(c)
@@ -268,6 +306,12 @@ def main() -> None:
         default=None,
         help="Open loop: this many requests/s (latency from each request's scheduled time); "
         "default a closed loop as fast as the server answers.",
+    )
+    ap.add_argument(
+        "--post-rate",
+        type=float,
+        default=None,
+        help="Mixed phase: this many posts/s (open loop); default a closed loop of one poster.",
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--note", default="", help="Free text stored with the results (e.g. machine load).")
@@ -321,6 +365,7 @@ def main() -> None:
             "requests": args.requests,
             "concurrency": args.concurrency,
             "rate": args.rate,
+            "post_rate": args.post_rate,
             "repeats": args.repeats,
             "k": 20,
             "explain": False,
