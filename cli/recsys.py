@@ -64,11 +64,17 @@ def _int_list(value: str, name: str | None) -> list[int]:
 @click.option("--backbone/--no-backbone", default=True, show_default=True, help="Fuse an item-item backbone.")
 @click.option(
     "--backbone-kind",
-    type=click.Choice(["auto", "ease", "itemknn"]),
+    type=click.Choice(["auto", "ease", "itemknn", "sasrec"]),
     default="auto",
     show_default=True,
-    help="The backbone: EASE or ItemKNN over the recency-weighted history; auto: chosen on the holdout "
-    "with its parameter and decay (EASE lambda 100 without --holdout).",
+    help="The backbone: EASE or ItemKNN over the recency-weighted history, or SASRec over the item "
+    "sequence; auto: chosen on the holdout with its parameter, decay or epochs (EASE without --holdout).",
+)
+@click.option(
+    "--sasrec/--no-sasrec",
+    default=True,
+    show_default=True,
+    help="Let --backbone-kind auto try SASRec too (most of the training time on a CPU).",
 )
 @click.option(
     "--loss", type=click.Choice(["sampled_softmax", "bce"]), default="sampled_softmax", show_default=True
@@ -115,6 +121,7 @@ def train(
     holdout: bool,
     backbone: bool,
     backbone_kind: str,
+    sasrec: bool,
     loss: str,
     encoder: str,
     workers: int | None,
@@ -157,6 +164,7 @@ def train(
         seed=seed,
         backbone=backbone,
         backbone_kind=backbone_kind,
+        backbone_sasrec=sasrec,
         loss=loss,
         encoder=encoder,
         distributed=distributed,

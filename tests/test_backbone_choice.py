@@ -9,7 +9,7 @@ import pytest
 from worlds import WITHHELD, grouped_world
 
 from interests.recsys import TwoTower, from_user_histories
-from interests.recsys.backbone import ItemWeights, choose_backbone
+from interests.recsys.backbone import ItemItemBackbone, ItemWeights, SequenceBackbone, choose_backbone
 from interests.recsys.baselines import mean_ndcg, rank
 from interests.recsys.data import Histories
 from interests.recsys.recommender import fit_two_tower
@@ -76,18 +76,72 @@ def test_an_itemknn_backbone_ranks_and_explains(tmp_path: Path) -> None:
 
 def test_train_keeps_the_backbone_chosen_on_valid(tmp_path: Path) -> None:
     histories, catalog, _ = grouped_world()
-    m = fit_two_tower(histories, catalog=catalog, epochs=3, dim=16)
+    m = fit_two_tower(histories, catalog=catalog, epochs=3, dim=16, backbone_sasrec=False)
     choice = m.backbone_choice
-    assert choice is not None and m.backbone is not None
+    assert choice is not None and isinstance(m.backbone, ItemItemBackbone)
     assert (m.backbone.kind, m.backbone.param, m.backbone.decay) == (
         choice["kind"],
         choice["param"],
         choice["decay"],
     )
     assert m.config.backbone_kind == choice["kind"] and m.config.recency_decay == choice["decay"]
-    assert len(choice["valid"]) > 1  # it compared candidates
+    assert len(choice["valid"]) > 1 and not any("SASRec" in k for k in choice["valid"])
     back = TwoTower.load(m.save(tmp_path / "m"))
     assert back.backbone is not None and back.backbone.describe() == m.backbone.describe()
+
+
+def step_world(n_users: int = 100, length: int = 12) -> Histories:
+    """Users walk the cycle with their own step (1, 2 or 3): the next item is ``last + (last - previous)``."""
+    rng = np.random.default_rng(0)
+    steps, starts = rng.choice([1, 2, 3], n_users), rng.integers(0, N, n_users)
+    walks = [np.array([(s + k * st) % N for k in range(length)]) for s, st in zip(starts, steps, strict=True)]
+    return Histories(
+        [f"u{k}" for k in range(n_users)],
+        [str(i) for i in range(N)],
+        walks,
+        [np.arange(length, dtype=np.float64) for _ in walks],
+        [np.full(length, np.nan) for _ in walks],
+    )
+
+
+def test_the_choice_takes_sasrec_only_when_it_beats_every_item_item_candidate() -> None:
+    data = step_world()
+    fit = data.take(list(range(data.n_users)), [slice(0, -1)] * data.n_users)
+    targets = [w[-1:] for w in data.items]
+    weights = ItemWeights(fit)
+    weak = [("ease", 1e9)]  # a lambda this large leaves EASE next to nothing
+    fast = {"eval_every": 2, "patience": 2}
+    chosen, record = choose_backbone(
+        weights, fit, targets, grid=weak, decays=(1.0,), sequential=True, sasrec=fast
+    )
+    assert chosen.kind == "sasrec" and isinstance(chosen, SequenceBackbone), record
+    assert record["valid"][f"SASRec, {chosen.epochs} epochs"] > record["valid"]["EASE lambda 1e+09, decay 1"]
+    assert record["epochs"] == chosen.epochs
+    # the same without the sequential candidate: the item-item one, and SASRec is not trained again
+    plain, rec2 = choose_backbone(weights, fit, targets, grid=weak, decays=(1.0,))
+    assert plain.kind == "ease" and not any("SASRec" in k for k in rec2["valid"])
+    again, _ = choose_backbone(weights, fit, targets, grid=weak, decays=(1.0,), sequential=True, sasrec=fast)
+    assert isinstance(again, SequenceBackbone) and again.model is chosen.model  # cached
+
+
+def test_a_sasrec_backbone_survives_refit_save_and_explain(tmp_path: Path) -> None:
+    data = step_world(n_users=40)
+    m = fit_two_tower(data, epochs=2, dim=16, backbone_kind="sasrec", sasrec_epochs=4)
+    assert isinstance(m.backbone, SequenceBackbone) and m.backbone.epochs == 4
+    assert m.backbone.model.train_log.epochs == 4  # the refit ran the configured epochs
+    q = data.take([0, 1, 2])
+    item = int((data.items[0][-1] + 1) % N)
+    terms = m.backbone.contributions(q, 0, item)
+    assert sum(terms.values()) == pytest.approx(float(m.backbone.score(q)[0, item]), rel=1e-4, abs=1e-5)
+    assert set(terms) <= set(data.items[0].tolist())
+    ex = m.explain(data.user_ids[0], data.item_ids[item])
+    assert ex.score == pytest.approx(sum(ex.groups.values()) + ex.offset, abs=1e-4)
+    assert sum(v for _, v in ex.history) == pytest.approx(
+        ex.groups["history"] + ex.groups["backbone"], abs=1e-4
+    )
+    back = TwoTower.load(m.save(tmp_path / "m"))
+    assert isinstance(back.backbone, SequenceBackbone) and back.config.backbone_kind == "sasrec"
+    np.testing.assert_allclose(back.score(q), m.score(q), rtol=1e-4, atol=1e-5)
 
 
 def test_without_valid_auto_means_the_configured_ease() -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .backbone import ItemWeights
 from .baselines import ItemKNN, MostPopular, RecentPopular, rank
 from .data import from_user_histories, item_domains
 from .metrics import ndcg_at_k, summarize
@@ -102,7 +103,7 @@ def evaluate(
     also reports each fused variant with the plain valid argmax, as
     ``<name> (argmax)``, scored from the same trained models.
     """
-    from .backbone import ItemItemBackbone, ItemWeights, choose_backbone
+    from .backbone import ItemItemBackbone, SequenceBackbone, choose_backbone
     from .recommender import BACKBONE_KEYS, TwoTower
 
     histories = getattr(logs, "histories", logs)
@@ -169,25 +170,40 @@ def evaluate(
         ),
     )
     meta["chosen"]["ease-recency"] = {"lambda": lam_all, "decay": decay}
-    # the two-tower's own backbone, chosen on valid as `interests train` chooses it
-    chosen_bb, bb_choice = choose_backbone(weights["valid"], v_all.query, v_all.targets)
-    meta["chosen"]["backbone"] = bb_choice
     for seg in ("all", "cold"):
         te = cases[("test", seg)]
         bb = ItemItemBackbone(_sparse(weights["test"].get("ease", lam_all)), decay)
         report("ease-recency", seg, rank(bb.score(te.query), te.query, 20), te)
-        bb = ItemItemBackbone.fit(
-            te.fit, chosen_bb.kind, chosen_bb.param, chosen_bb.decay, weights=weights["test"]
-        )
-        report("backbone", seg, rank(bb.score(te.query), te.query, 20), te)
+    # the two-tower's own backbone, chosen on valid as `interests train` chooses it
+    sequential = bool(sasrec_grid) and (config or {}).get("backbone_sasrec", True)
+    chosen_bb, bb_choice = choose_backbone(
+        weights["valid"], v_all.query, v_all.targets, sequential=sequential, seed=seeds[0]
+    )
+    meta["chosen"]["backbone"] = bb_choice
     meta["seconds"]["baselines"] = round(time.perf_counter() - t0, 1)
     if sasrec_grid:
         t0 = time.perf_counter()
         for seed in seeds:
             meta["chosen"].setdefault("sasrec", []).append(
-                _sasrec(cases, seed, sasrec_grid, report, sasrec_refit)
+                _sasrec(cases, seed, sasrec_grid, report, weights, sasrec_refit)
             )
         meta["seconds"]["sasrec"] = round(time.perf_counter() - t0, 1)
+    # a SASRec backbone: each seed's own (early-stopped on valid, refit on train + valid)
+    bb_epochs = {
+        seed: max(1, weights["valid"].sasrec(seed, valid=(v_all.query, v_all.targets)).train_log.best_epoch)
+        for seed in (seeds if isinstance(chosen_bb, SequenceBackbone) else [])
+    }
+    for seg in ("all", "cold"):
+        te = cases[("test", seg)]
+        if isinstance(chosen_bb, SequenceBackbone):
+            for seed, ep in bb_epochs.items():
+                m = weights["test"].sasrec(seed, epochs=ep)
+                report("backbone", seg, rank(m.score(te.query), te.query, 20), te)
+        else:
+            bb = ItemItemBackbone.fit(
+                te.fit, chosen_bb.kind, chosen_bb.param, chosen_bb.decay, weights=weights["test"]
+            )
+            report("backbone", seg, rank(bb.score(te.query), te.query, 20), te)
 
     # ---- profiles and taxonomies per stage (built once, shared by seeds and variants) ------
     prof: dict[str, Mapping[str, InterestProfile]] = {}
@@ -212,11 +228,13 @@ def evaluate(
     meta["profiles"] = {k: len(v) for k, v in prof.items()}
 
     # ---- the two-tower and its ablations -----------------------------------------------------
+    item_bb = chosen_bb if isinstance(chosen_bb, ItemItemBackbone) else None
     base_cfg = {
-        "ease_lambda": chosen_bb.param if chosen_bb.kind == "ease" else lam_all,
-        "knn_k": int(chosen_bb.param) if chosen_bb.kind == "itemknn" else 100,
+        "ease_lambda": item_bb.param if item_bb and item_bb.kind == "ease" else lam_all,
+        "knn_k": int(item_bb.param) if item_bb and item_bb.kind == "itemknn" else 100,
         "backbone_kind": chosen_bb.kind,
-        "recency_decay": chosen_bb.decay,
+        "recency_decay": item_bb.decay if item_bb else decay,
+        "sasrec_epochs": 20,
         **(config or {}),
     }
     assert set(BACKBONE_KEYS) <= set(base_cfg)
@@ -224,6 +242,8 @@ def evaluate(
         t1 = time.perf_counter()
         for seed in seeds:
             cfg = {**base_cfg, **over, "seed": seed, "fusion": None}
+            if seed in bb_epochs:
+                cfg["sasrec_epochs"] = bb_epochs[seed]
             v, vc = cases[("valid", "all")], cases[("valid", "cold")]
             valid_map = {
                 v.fit.user_ids[u]: [data.item_ids[i] for i in t]
@@ -293,21 +313,23 @@ def _sasrec(
     seed: int,
     grid: Sequence[Mapping[str, Any]],
     report: Callable[[str, str, np.ndarray, EvalCase], None],
+    weights: Mapping[str, ItemWeights],
     refit: bool = True,
 ) -> dict[str, Any]:
-    """One seed of SASRec: each grid config early-stopped on valid, the best refit and scored on test."""
-    from .sasrec import SASRec
+    """One seed of SASRec: each grid config early-stopped on valid, the best refit and scored on test.
 
+    Fits go through each stage's :class:`ItemWeights`, so a SASRec backbone of the two-tower with the
+    same seed and epochs is this very model.
+    """
     v = cases[("valid", "all")]
     fits = []
     for over in grid:
-        m = SASRec(**{**over, "seed": seed}).fit(v.fit, valid=(v.query, v.targets))
+        m = weights["valid"].sasrec(seed, valid=(v.query, v.targets), config=dict(over))
         fits.append((m.train_log.best_valid or 0.0, m.train_log.best_epoch, dict(over), m))
         log.info("sasrec %s seed %s: valid %.4f at epoch %d", over, seed, fits[-1][0], fits[-1][1])
     best_valid, epochs, over, m = max(fits, key=lambda f: f[0])
-    te = cases[("test", "all")]
     if refit:
-        m = SASRec(**{**over, "seed": seed}).fit(te.fit, epochs=max(1, epochs))
+        m = weights["test"].sasrec(seed, epochs=max(1, epochs), config=over)
     for seg in ("all", "cold"):
         case = cases[("test", seg)]
         report("sasrec", seg, rank(m.score(case.query), case.query, 20), case)

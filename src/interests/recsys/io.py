@@ -52,12 +52,7 @@ def save_model(model: TwoTower, out: Path) -> Path:
         f"net.{n}": v.detach().cpu().numpy().copy() for n, v in model.net.state_dict().items()
     }
     if model.backbone is not None:
-        b = model.backbone.B.tocsr()
-        t |= {
-            "backbone.indptr": b.indptr.astype(np.int64),
-            "backbone.indices": b.indices.astype(np.int64),
-            "backbone.data": b.data.astype(np.float32),
-        }
+        t |= model.backbone.to_arrays("backbone.")
     if model.text_basis is not None:
         t["text_basis"] = model.text_basis
     t |= model.feats.to_arrays("feats.")
@@ -97,11 +92,10 @@ def save_model(model: TwoTower, out: Path) -> Path:
 
 
 def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
-    import scipy.sparse as sp
     import torch
     from safetensors.numpy import load_file
 
-    from .backbone import KINDS, ItemItemBackbone
+    from .backbone import load_backbone
     from .data import Histories
     from .explore import Transitions
     from .features import ItemNodes, UserFeatures
@@ -129,11 +123,7 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     net.eval()
     model.net = net
     n = cfg.n_items
-    if "backbone.data" in t:
-        b = sp.csr_matrix((t["backbone.data"], t["backbone.indices"], t["backbone.indptr"]), shape=(n, n))
-        kind = cfg.backbone_kind if cfg.backbone_kind in KINDS else "ease"
-        param = cfg.ease_lambda if kind == "ease" else cfg.knn_k
-        model.backbone = ItemItemBackbone(b, cfg.recency_decay, kind, param)
+    model.backbone = load_backbone(t, "backbone.", n, cfg)
     model.text_basis = t.get("text_basis")
     model.feats = UserFeatures.from_arrays(t, cfg.user_groups, "feats.")
     cuts = np.cumsum(t["known.lens"])[:-1]

@@ -62,11 +62,15 @@ class TwoTowerConfig:
     user_groups: list[str] = field(default_factory=_registered)
     # fused item-item backbone: final = (1 - fusion) * z(backbone) + fusion * z(tower)
     backbone: bool = True
-    # "ease", "itemknn", or "auto": kind, parameter and decay chosen on the valid split (EASE without one)
+    # "ease", "itemknn", "sasrec", or "auto": kind, parameter and decay chosen on the valid split
+    # (EASE without one); auto tries SASRec too when backbone_sasrec is on
     backbone_kind: str = "auto"
+    backbone_sasrec: bool = True
     ease_lambda: float = 100.0
     knn_k: int = 100
     recency_decay: float = 0.9
+    sasrec_epochs: int = 20  # a SASRec backbone's epochs (chosen on valid by auto)
+    sasrec: dict[str, Any] = field(default_factory=dict)  # SASRecConfig overrides of the backbone
     ease_keep: int = 500
     fusion: float | None = None  # None: chosen on the valid split (0.5 without one)
     # training

@@ -26,7 +26,7 @@ import numpy as np
 from interests.errors import ConfigError
 
 from ..stats import rating_scale
-from .backbone import ItemItemBackbone, ItemWeights, choose_backbone
+from .backbone import Backbone, ItemItemBackbone, ItemWeights, SequenceBackbone, choose_backbone
 from .data import Histories, from_user_histories, item_domains
 from .explain import Explanation, explain_score
 from .features import (
@@ -76,7 +76,7 @@ class TwoTower:
         cfg = config or TwoTowerConfig()
         self.config = TwoTowerConfig.from_dict({**cfg.to_dict(), **overrides})
         self.net: Any = None
-        self.backbone: ItemItemBackbone | None = None
+        self.backbone: Backbone | None = None
         self.backbone_choice: dict[str, Any] | None = None  # what choose_backbone saw and chose
         self.known: Histories | None = None
         self.feats: UserFeatures | None = None
@@ -229,12 +229,27 @@ class TwoTower:
         t0 = time.perf_counter()
         weights = weights if weights is not None else ItemWeights(known)
         if cfg.backbone_kind == "auto" and vq is not None and vq.n_users:
-            self.backbone, self.backbone_choice = choose_backbone(weights, vq, targets, keep=cfg.ease_keep)
-            cfg.backbone_kind, cfg.recency_decay = self.backbone.kind, self.backbone.decay
-            if self.backbone.kind == "ease":
-                cfg.ease_lambda = float(self.backbone.param)
+            self.backbone, self.backbone_choice = choose_backbone(
+                weights,
+                vq,
+                targets,
+                keep=cfg.ease_keep,
+                sequential=cfg.backbone_sasrec,
+                seed=cfg.seed,
+                sasrec=cfg.sasrec,
+            )
+            cfg.backbone_kind = self.backbone.kind
+            if isinstance(self.backbone, SequenceBackbone):
+                cfg.sasrec_epochs = self.backbone.epochs
             else:
-                cfg.knn_k = int(self.backbone.param)
+                cfg.recency_decay = self.backbone.decay
+                if self.backbone.kind == "ease":
+                    cfg.ease_lambda = float(self.backbone.param)
+                else:
+                    cfg.knn_k = int(self.backbone.param)
+        elif cfg.backbone_kind == "sasrec":
+            m = weights.sasrec(cfg.seed, epochs=cfg.sasrec_epochs, config=cfg.sasrec)
+            self.backbone = SequenceBackbone(m)
         else:
             kind = "ease" if cfg.backbone_kind == "auto" else cfg.backbone_kind
             param = cfg.ease_lambda if kind == "ease" else cfg.knn_k
@@ -719,7 +734,7 @@ def fit_two_tower(
 
 
 #: the config fields that say which backbone a model has (chosen on valid, kept by the refit)
-BACKBONE_KEYS = ("backbone_kind", "ease_lambda", "knn_k", "recency_decay")
+BACKBONE_KEYS = ("backbone_kind", "ease_lambda", "knn_k", "recency_decay", "sasrec_epochs")
 
 
 def choose_fusion(

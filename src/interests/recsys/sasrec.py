@@ -190,6 +190,25 @@ class SASRec:
         self.train_log = tl
         return self
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The trained network's weights (what :meth:`from_state` takes back)."""
+        assert self.net is not None, "fit first"
+        sd = self.net.state_dict()  # type: ignore[attr-defined]
+        return {k: v.detach().cpu().numpy().copy() for k, v in sd.items()}
+
+    @classmethod
+    def from_state(cls, n_items: int, state: dict[str, np.ndarray], **overrides: object) -> SASRec:
+        """A trained model from :meth:`state` and the config overrides it was trained with."""
+        import torch
+
+        m = cls(None, **overrides)
+        m.n_items = n_items
+        net = _net(n_items, m.config)
+        net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+        net.eval()
+        m.net = net
+        return m
+
     def score(self, query: Histories) -> np.ndarray:
         """Scores ``[users, items]``: the last position's hidden state against every item."""
         import torch
