@@ -164,3 +164,11 @@ def test_rank_of_chosen_backbone_matches_its_record() -> None:
     hits = np.mean([t[0] in r[:1] for r, t in zip(ranked, targets, strict=True)])
     assert hits > 0.9  # with decay 0.5 the last item's successor comes first
     assert record["decay"] == 0.5
+
+
+def test_a_config_spelling_out_the_defaults_is_the_same_sasrec() -> None:
+    fit, _, _ = cycle_world(n_users=20, length=6)
+    w = ItemWeights(fit)
+    a = w.sasrec(0, epochs=1)
+    assert w.sasrec(0, epochs=1, config={"dim": 64, "dropout": 0.2}) is a
+    assert w.sasrec(0, epochs=1, config={"dim": 32}) is not a

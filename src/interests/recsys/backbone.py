@@ -100,9 +100,10 @@ class ItemWeights:
         a run of exactly that many epochs (same seed, same order): it also answers later asks
         for that epoch count.
         """
-        from .sasrec import SASRec
+        from .sasrec import SASRec, SASRecConfig
 
-        over = dict(config or {})
+        default = SASRecConfig()
+        over = {k: v for k, v in (config or {}).items() if getattr(default, k, None) != v}  # one key a model
         frozen = tuple(sorted(over.items()))
         key = (seed, epochs, frozen) if valid is None else (seed, "valid", frozen)
         if key not in self.seqs:
