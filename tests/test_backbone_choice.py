@@ -172,3 +172,24 @@ def test_a_config_spelling_out_the_defaults_is_the_same_sasrec() -> None:
     a = w.sasrec(0, epochs=1)
     assert w.sasrec(0, epochs=1, config={"dim": 64, "dropout": 0.2}) is a
     assert w.sasrec(0, epochs=1, config={"dim": 32}) is not a
+
+
+def test_a_folder_of_format_3_loads_with_its_ease_backbone(tmp_path: Path) -> None:
+    import json
+
+    histories, catalog, _ = grouped_world()
+    data = from_user_histories(histories)
+    m = TwoTower(epochs=1, dim=16).fit(data, catalog=catalog)
+    folder = m.save(tmp_path / "m")
+    meta_path = next(
+        p for p in folder.iterdir() if p.suffix == ".json" and "config" in json.loads(p.read_text())
+    )
+    meta = json.loads(meta_path.read_text())
+    assert meta["format_version"] == 4
+    meta["format_version"] = 3
+    del meta["config"]["backbone_kind"]  # format 3 did not name it
+    meta_path.write_text(json.dumps(meta))
+    back = TwoTower.load(folder)
+    assert isinstance(back.backbone, ItemItemBackbone) and back.backbone.kind == "ease"
+    q = data.take([0])
+    np.testing.assert_allclose(back.score(q), m.score(q), rtol=1e-5, atol=1e-6)

@@ -16,6 +16,10 @@ loads: it steers by taxonomy nodes only (no category names were kept) and
 rebuilds the transitions from its saved training histories on first use.
 Format 3 records the user groups in the config (``user_groups``); folders of
 formats 1 and 2 have the three groups of that time, :data:`LEGACY_GROUPS`.
+Format 4 names the backbone's kind in the config (``backbone_kind``): EASE or
+ItemKNN weights under ``backbone.indptr/indices/data`` as before, or a SASRec
+backbone's network under ``backbone.<parameter>``; folders of formats 1-3
+hold EASE weights.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .recommender import TwoTower
 
 #: bumped when a saved model folder can no longer be read by this code
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: older formats this code still reads
-READABLE = (1, 2, 3)
+READABLE = (1, 2, 3, 4)
 #: the user groups of every model saved before format 3 (which did not list them)
 LEGACY_GROUPS = ["profile", "taxonomy", "l3"]
 CONFIG_FILE = "config.json"
@@ -116,6 +120,8 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     t = load_file(str(folder / WEIGHTS_FILE))
     if meta["format_version"] < 3:
         meta["config"]["user_groups"] = LEGACY_GROUPS
+    if meta["format_version"] < 4:
+        meta["config"]["backbone_kind"] = "ease"
     cfg = TwoTowerConfig.from_dict(meta["config"])
     model = cls(cfg)
     net = TwoTowerNet(cfg)
