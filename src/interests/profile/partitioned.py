@@ -8,18 +8,26 @@ each user touched (:class:`~interests.profile.item_groups.UserItems`): the item
 groups (saved next to the profiles, as a one-pass run does), the rating scale
 and the latest time. So every profile is the one a run over the whole log in
 memory would write; a re-run resumes like one.
+
+The function run on each partition is ``extract_profiles`` by default;
+``extract=`` takes another with its arguments, such as the ``extract`` of a
+:class:`~interests.scale.ray_extract.RayExtractors` pool, so that partitions
+go one after another to the same Ray actors
+(:func:`~interests.scale.ray_extract.extract_partitioned_ray`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
+from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .extract import ENGINE_COUNTERS, ExtractResult, extract_profiles, sibling_path
+from .extract import ENGINE_COUNTERS, ExtractResult, extract_profiles, plan_job, sibling_path
 from .item_groups import ItemGroups, UserItems, extend_groups, group_items
 from .signals import dataset_reference
 
@@ -42,9 +50,14 @@ _SUMMED = (
 
 
 def _merge(total: ExtractResult, part: ExtractResult) -> ExtractResult:
-    out = dataclasses.replace(total, redactions=dict(total.redactions))
-    for name in _SUMMED:
-        setattr(out, name, getattr(total, name) + getattr(part, name))
+    """The counts of both summed (and a result's own ``SUMMED`` fields); the rest from the last that ran."""
+    base = part if part.attempted or not total.attempted else total  # e.g. the actors of a Ray run
+    out = dataclasses.replace(base, redactions=dict(total.redactions))
+    for name in (*_SUMMED, *getattr(base, "SUMMED", ())):
+        a, b = getattr(total, name), getattr(part, name)
+        setattr(
+            out, name, [x + y for x, y in zip_longest(a, b, fillvalue=0)] if isinstance(a, list) else a + b
+        )
     for k, v in part.redactions.items():
         out.redactions[k] = out.redactions.get(k, 0) + v
     return out
@@ -81,6 +94,7 @@ def extract_partitioned(
     limit: int | None = None,
     as_of: float | None = None,
     on_batch: Callable[[ExtractResult, int], None] | None = None,
+    extract: Callable[..., ExtractResult] | None = None,
     **options: Any,
 ) -> ExtractResult:
     """:func:`~interests.profile.extract.extract_profiles` over ``split``, one partition at a time.
@@ -89,10 +103,23 @@ def extract_partitioned(
     partitions); ``limit`` counts users in partition order. ``on_batch`` sees
     the running totals. One engine (``backend``, or the in-process one on
     ``model``) serves every partition.
+
+    ``extract`` replaces ``extract_profiles`` for each partition: it is called
+    with the partition's :class:`~interests.ingest.Logs` and the keyword
+    arguments of ``extract_profiles`` but ``backend`` and ``model`` (it brings
+    its own engines), e.g. ``RayExtractors(...).extract``.
     """
     if "groups" in options or "rating_scale" in options:
         raise ConfigError("extract_partitioned computes groups and rating_scale over every partition")
+    if extract is not None and (backend is not None or model is not None):
+        raise ConfigError("extract_partitioned: give backend/model or extract, not both")
     output = Path(output)
+    if options.pop("retry_errors", False):
+        # the error records are dropped once, here: dropped again before each partition, those
+        # written for the partitions before would be lost (their users are not run again)
+        plan_job(
+            {}, output, options.get("errors"), None, None, True, hashed=options.get("hash_key") is not None
+        )
     groups_path = sibling_path(output, "groups", ".json")
     data = structure == "data"
     # groups are made once over every user and saved, like a one-pass run (run_groups); a re-run
@@ -113,11 +140,12 @@ def extract_partitioned(
         elif new and groups.source != "cluster":
             groups.save(groups_path)
         log.info("item groups (%s) over %d users", groups.source, split.report.users)
-    own = backend is None
-    if backend is None:
+    own = extract is None and backend is None
+    if own:
         from ..llm.vllm_local import VLLMBackend
 
         backend = VLLMBackend(model)
+    run = extract if extract is not None else functools.partial(extract_profiles, backend=backend)
     total: ExtractResult | None = None
     try:
         for k, part in enumerate(split):
@@ -130,11 +158,10 @@ def extract_partitioned(
                 if on_batch is not None:
                     on_batch(res if done is None else _merge(done, res), n)
 
-            res = extract_profiles(
+            res = run(
                 part,
                 output=output,
-                backend=backend,
-                structure=structure,  # type: ignore[arg-type]
+                structure=structure,
                 taxonomy=taxonomy,
                 limit=left,
                 as_of=as_of if as_of is not None else latest,
@@ -145,12 +172,14 @@ def extract_partitioned(
             )
             total = res if total is None else _merge(total, res)
             log.info("partition %d/%d: %d profiles, %d errors", k + 1, len(split), res.profiles, res.errors)
+        if total is None:  # no partition (limit=0): the files and the result of a run with nothing to do
+            total = run(
+                {}, output=output, structure=structure, limit=0, groups=groups, rating_scale=scale, **options
+            )
     finally:
         if own:
+            assert backend is not None
             backend.close()
-    if total is None:  # no partition (limit=0)
-        path = Path(options.get("errors") or sibling_path(output, "errors"))
-        total = ExtractResult(output, path, backend.name, backend.model)
     return total
 
 
