@@ -23,6 +23,10 @@ as soon as the batch comes back, so:
   same command resumes from the files, without duplicates;
 * no shared file system is needed: results travel back through Ray.
 
+:class:`RayExtractors` holds the actors across calls: logs larger than memory
+(:func:`extract_partitioned_ray`) go partition after partition to the same
+actors, whose engines load once.
+
 Nothing here is imported by ``import interests``; Ray is imported when
 :func:`extract_profiles_ray` runs (``pip install 'interests[ray]'``).
 """
@@ -30,6 +34,7 @@ Nothing here is imported by ``import interests``; Ray is imported when
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -41,7 +46,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import BackendError, ConfigError
 from ..events import Catalog, UserHistory
@@ -61,6 +66,8 @@ from ..profile.store import append_lines, done_users
 from ..schema import ErrorRecord
 
 if TYPE_CHECKING:
+    from ..ingest.partition import PartitionedLogs
+    from ..profile.item_groups import ItemGroups
     from ..taxonomy.model import Taxonomy
 
 #: batches each actor holds at once. One: a dead actor then lost exactly the batch it was running
@@ -144,6 +151,9 @@ class RayExtractResult(ExtractResult):
     #: seconds from the start of the job until each actor was up (its engine loaded); the job's
     #: ``seconds`` include them
     actor_start_seconds: list[float] = field(default_factory=list)
+    #: what adds up when the results of several calls are combined (the partitions of one job), besides
+    #: the counts of every :class:`ExtractResult`; lists add up element by element
+    SUMMED: ClassVar[tuple[str, ...]] = ("actor_failures", "partition_sizes")
 
 
 @dataclass
@@ -170,17 +180,15 @@ class _Extractor:
         self,
         index: int,
         make_backend: Callable[[int], Backend],
-        options: dict[str, Any],
     ) -> None:
         self.backend = make_backend(index)
         start = getattr(self.backend, "start", None)
         if callable(start):
             start()  # load the engine now, on every actor at once, not inside the first batch
-        self.options = options
         self._data: tuple[Any, Any] | None = None  # (object ref, (catalogue, shared settings))
 
     def _shared(self, data: list[Any]) -> tuple[Catalog | None, dict[str, Any]]:
-        """The catalogue and shared settings, fetched once per actor from the ref every call carries.
+        """The catalogue and shared settings (with the options), fetched once per actor and job call.
 
         They travel as a ref nested in each call rather than as constructor arguments: Ray
         warns that a restartable actor's arguments in the object store may be lost, and a
@@ -211,7 +219,6 @@ class _Extractor:
                 backend=self.backend,
                 batch_size=max(1, len(histories)),
                 **shared,
-                **self.options,
             )
             return _lines(out), _lines(sibling_path(out, "errors")), res.to_dict()
 
@@ -257,6 +264,219 @@ def _fit(ray: Any, cpus: float, gpus: float) -> int:
     return min(fits) if fits else 1
 
 
+#: arguments of ``extract_profiles`` that the driver handles itself; the others (``max_new_tokens``,
+#: ``max_items``, ``prompt_dir``, ``tz``, ``redact``, ...) travel to the actors with each call
+_DRIVER_ARGS = frozenset(
+    {
+        "logs",
+        "catalog",
+        "output",
+        "errors",
+        "backend",
+        "model",
+        "batch_size",
+        "limit",
+        "users",
+        "retry_errors",
+        "on_batch",
+        "hash_key",
+        "structure",
+        "taxonomy",
+        "as_of",
+        "groups",
+        "rating_scale",
+    }
+)
+
+
+def _actor_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` checked against ``extract_profiles``'s arguments here, not in every actor."""
+    known = set(inspect.signature(extract_profiles).parameters) - _DRIVER_ARGS
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unexpected extraction option(s): {', '.join(unknown)}")
+    return dict(options)
+
+
+class RayExtractors:
+    """A pool of Ray actors, one engine each, that serves any number of :meth:`extract` calls.
+
+    The actors (and their engines) start with the first call that has users
+    to extract and stop when the pool is closed (``with RayExtractors(...) as
+    pool:``), so a job made of several calls -- the partitions of logs larger
+    than memory (:func:`extract_partitioned_ray`) -- loads its engines once.
+    The constructor's arguments are those of :func:`extract_profiles_ray`
+    that concern the cluster; ``users`` caps the actors at that many users
+    (default: the users of the call that starts them).
+    """
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        actors: int | None = None,
+        actor_cpus: float = 1.0,
+        actor_gpus: float | None = None,
+        backend: Callable[[int], Backend] | None = None,
+        model: str | None = None,
+        users: int | None = None,
+        max_actor_failures: int | None = None,
+        name_prefix: str | None = None,
+    ) -> None:
+        self.ray = require_ray()
+        self.address = check_address(address)
+        self.actors, self.actor_cpus, self.actor_gpus = actors, actor_cpus, actor_gpus
+        self.make_backend = backend if backend is not None else BackendSpec(model=model)
+        self.label = str(getattr(self.make_backend, "model", None) or model or "default")
+        self.users, self.max_actor_failures, self.name_prefix = users, max_actor_failures, name_prefix
+        self.pool: list[Any] = []
+        self.gpus = 0.0
+        #: seconds from the start of the pool until each actor answered (its engine loaded)
+        self.start_seconds: list[float] = []
+        self._t0 = 0.0
+        self._own_ray = False
+
+    def __enter__(self) -> RayExtractors:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, users: int | None = None) -> int:
+        """Start the actors unless they run, at most ``users`` (or the pool's ``users``): how many run."""
+        if self.pool:
+            return len(self.pool)
+        ray = self.ray
+        if not ray.is_initialized():
+            connect(ray, self.address or "local")
+            self._own_ray = True
+        self._t0 = time.perf_counter()
+        gpus = self.actor_gpus
+        if gpus is None:
+            gpus = float(getattr(self.make_backend, "gpus", 0)) if ray.cluster_resources().get("GPU") else 0.0
+        fit = _fit(ray, self.actor_cpus, gpus)
+        if fit < 1:
+            raise ConfigError(
+                f"the Ray cluster has {ray.cluster_resources()} in all: not enough for one actor of "
+                f"{self.actor_cpus:g} CPUs and {gpus:g} GPUs (lower --actor-cpus / --actor-gpus or add nodes)"
+            )
+        n = self.actors if self.actors is not None else fit
+        cap = self.users if self.users is not None else users
+        n = max(1, n if cap is None else min(n, cap))
+        env = {k: v for k, v in os.environ.items() if k.startswith("VLLM_")}  # the driver's engine settings
+        actor_options: dict[str, Any] = {
+            "num_cpus": self.actor_cpus,
+            "num_gpus": gpus,
+            "max_restarts": -1,  # bounded by max_actor_failures in each call
+            "max_task_retries": 0,  # the driver re-sends lost batches itself (and counts them)
+        }
+        if env:
+            actor_options["runtime_env"] = {"env_vars": env}
+        extractor = ray.remote(_Extractor)
+        self.gpus = gpus
+        for i in range(n):
+            name = {"name": f"{self.name_prefix}-{i}"} if self.name_prefix else {}
+            self.pool.append(extractor.options(**actor_options, **name).remote(i, self.make_backend))
+        self.start_seconds = [0.0] * n
+        return n
+
+    def close(self) -> None:
+        """Stop the actors (and their engines), and the local Ray cluster if the pool started it."""
+        try:
+            if self.pool:
+                _stop(self.ray, self.pool)
+        finally:
+            self.pool = []
+            if self._own_ray:
+                self._own_ray = False
+                self.ray.shutdown()
+
+    def extract(
+        self,
+        logs: Any,
+        *,
+        catalog: Catalog | None = None,
+        output: str | Path = "out/profiles.jsonl",
+        errors: str | Path | None = None,
+        batch_size: int = 32,
+        limit: int | None = None,
+        users: Collection[str] | None = None,
+        retry_errors: bool = False,
+        hash_key: bytes | None = None,
+        as_of: float | None = None,
+        taxonomy: Taxonomy | None = None,
+        structure: str = "data",
+        on_batch: Callable[[ExtractResult, int], None] | None = None,
+        groups: ItemGroups | None = None,
+        rating_scale: tuple[float, float] | None = None,
+        **options: Any,
+    ) -> RayExtractResult:
+        """:func:`~interests.profile.extract.extract_profiles` of ``logs`` on the pool's actors.
+
+        Arguments as for :func:`extract_profiles_ray`; ``groups`` and
+        ``rating_scale`` (those of a larger data set that ``logs`` is a slice
+        of) are used instead of computing them, as ``extract_profiles`` does.
+        """
+        options = _actor_options(options)
+        if structure not in ("data", "model"):
+            raise ValueError(f"structure must be 'data' or 'model', not {structure!r}")
+        histories: Mapping[str, UserHistory] = getattr(logs, "histories", logs)
+        if hash_key is not None:
+            histories, users = pseudonymise(histories, users, hash_key)
+        catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
+        output, errors_path, order, done = plan_job(
+            histories, output, errors, users, limit, retry_errors, hashed=hash_key is not None
+        )
+        todo = [u for u in order if u not in done]
+
+        result = RayExtractResult(output, errors_path, "ray", self.label)
+        result.users_selected, result.users_skipped = len(order), len(order) - len(todo)
+        result.errors_before = len((set(order) & done_users(errors_path)) - done_users(output))
+        if not todo:
+            return result
+
+        t0 = time.perf_counter()
+        scale, latest = dataset_reference(histories.values())
+        if structure == "model":
+            groups = None
+        elif groups is None:
+            groups = run_groups(output, histories, catalog, taxonomy)
+        shared = {
+            "structure": structure,
+            "groups": groups,
+            "rating_scale": rating_scale if rating_scale is not None else scale,
+            "as_of": as_of if as_of is not None else latest,
+            **options,
+        }
+        n = self.start(len(todo))
+        result.actors, result.actor_cpus, result.actor_gpus = n, self.actor_cpus, self.gpus
+        queues: list[deque[_Batch]] = [deque() for _ in range(n)]
+        parts: list[list[str]] = [[] for _ in range(n)]
+        for u in todo:
+            parts[partition_of(u, n)].append(u)
+        result.partition_sizes = [len(p) for p in parts]
+        for i, part in enumerate(parts):
+            queues[i].extend(_Batch(i, part[k : k + batch_size]) for k in range(0, len(part), batch_size))
+        data = self.ray.put((catalog, shared))
+        _run(
+            self.ray,
+            self.pool,
+            queues,
+            histories,
+            [data],
+            output,
+            errors_path,
+            result,
+            on_batch,
+            (self._t0, self.start_seconds),
+            t0,
+            self.max_actor_failures,
+        )
+        result.actor_start_seconds = list(self.start_seconds)
+        result.seconds = time.perf_counter() - t0
+        return result
+
+
 def extract_profiles_ray(
     logs: Any,
     *,
@@ -280,6 +500,8 @@ def extract_profiles_ray(
     on_batch: Callable[[ExtractResult, int], None] | None = None,
     max_actor_failures: int | None = None,
     name_prefix: str | None = None,
+    groups: ItemGroups | None = None,
+    rating_scale: tuple[float, float] | None = None,
     **options: Any,
 ) -> RayExtractResult:
     """:func:`~interests.profile.extract.extract_profiles` with one engine per Ray actor.
@@ -299,96 +521,77 @@ def extract_profiles_ray(
     ``name_prefix`` names the actors ``<prefix>-<index>`` (to find them with
     ``ray.get_actor``); ``max_actor_failures`` (default 3 per actor) stops a
     job whose actors keep dying.
+
+    The actors start and stop inside the call (no actor starts when every
+    user is done); :class:`RayExtractors` keeps them for several calls.
     """
-    ray = require_ray()
-    histories: Mapping[str, UserHistory] = getattr(logs, "histories", logs)
-    if hash_key is not None:
-        histories, users = pseudonymise(histories, users, hash_key)
-    catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
-    make_backend = backend if backend is not None else BackendSpec(model=model)
-    output, errors_path, order, done = plan_job(
-        histories, output, errors, users, limit, retry_errors, hashed=hash_key is not None
-    )
-    todo = [u for u in order if u not in done]
-
-    label = getattr(make_backend, "model", None) or model
-    result = RayExtractResult(output, errors_path, "ray", str(label or "default"))
-    result.users_selected, result.users_skipped = len(order), len(order) - len(todo)
-    result.errors_before = len((set(order) & done_users(errors_path)) - done_users(output))
-    if not todo:
-        return result
-
-    scale, latest = dataset_reference(histories.values())
-    if structure not in ("data", "model"):
-        raise ValueError(f"structure must be 'data' or 'model', not {structure!r}")
-    groups = run_groups(output, histories, catalog, taxonomy) if structure == "data" else None
-    shared = {
-        "structure": structure,
-        "groups": groups,
-        "rating_scale": scale,
-        "as_of": as_of if as_of is not None else latest,
-    }
-    started = not ray.is_initialized()
-    if started:
-        connect(ray, check_address(address) or "local")
-    t0 = time.perf_counter()
-    pool: list[Any] = []
-    try:
-        gpus = actor_gpus
-        if gpus is None:
-            gpus = float(getattr(make_backend, "gpus", 0)) if ray.cluster_resources().get("GPU") else 0.0
-        fit = _fit(ray, actor_cpus, gpus)
-        if fit < 1:
-            raise ConfigError(
-                f"the Ray cluster has {ray.cluster_resources()} in all: not enough for one actor of "
-                f"{actor_cpus:g} CPUs and {gpus:g} GPUs (lower --actor-cpus / --actor-gpus or add nodes)"
-            )
-        n = actors if actors is not None else fit
-        n = max(1, min(n, len(todo)))
-        result.actors, result.actor_cpus, result.actor_gpus = n, actor_cpus, gpus
-        env = {k: v for k, v in os.environ.items() if k.startswith("VLLM_")}  # the driver's engine settings
-        actor_options: dict[str, Any] = {
-            "num_cpus": actor_cpus,
-            "num_gpus": gpus,
-            "max_restarts": -1,  # bounded by max_actor_failures below
-            "max_task_retries": 0,  # the driver re-sends lost batches itself (and counts them)
-        }
-        if env:
-            actor_options["runtime_env"] = {"env_vars": env}
-        extractor = ray.remote(_Extractor)
-        data = ray.put((catalog, shared))
-        for i in range(n):
-            name = {"name": f"{name_prefix}-{i}"} if name_prefix else {}
-            named = extractor.options(**actor_options, **name)
-            pool.append(named.remote(i, make_backend, dict(options)))
-
-        queues: list[deque[_Batch]] = [deque() for _ in range(n)]
-        parts: list[list[str]] = [[] for _ in range(n)]
-        for u in todo:
-            parts[partition_of(u, n)].append(u)
-        result.partition_sizes = [len(p) for p in parts]
-        for i, part in enumerate(parts):
-            queues[i].extend(_Batch(i, part[k : k + batch_size]) for k in range(0, len(part), batch_size))
-
-        _run(
-            ray,
-            pool,
-            queues,
-            histories,
-            [data],
-            output,
-            errors_path,
-            result,
-            on_batch,
-            t0,
-            max_actor_failures,
+    with RayExtractors(
+        address=address,
+        actors=actors,
+        actor_cpus=actor_cpus,
+        actor_gpus=actor_gpus,
+        backend=backend,
+        model=model,
+        max_actor_failures=max_actor_failures,
+        name_prefix=name_prefix,
+    ) as pool:
+        return pool.extract(
+            logs,
+            catalog=catalog,
+            output=output,
+            errors=errors,
+            batch_size=batch_size,
+            limit=limit,
+            users=users,
+            retry_errors=retry_errors,
+            hash_key=hash_key,
+            as_of=as_of,
+            taxonomy=taxonomy,
+            structure=structure,
+            on_batch=on_batch,
+            groups=groups,
+            rating_scale=rating_scale,
+            **options,
         )
-    finally:
-        _stop(ray, pool)
-        if started:
-            ray.shutdown()
-    result.seconds = time.perf_counter() - t0
-    return result
+
+
+def extract_partitioned_ray(
+    split: PartitionedLogs,
+    *,
+    address: str | None = None,
+    actors: int | None = None,
+    actor_cpus: float = 1.0,
+    actor_gpus: float | None = None,
+    backend: Callable[[int], Backend] | None = None,
+    model: str | None = None,
+    max_actor_failures: int | None = None,
+    name_prefix: str | None = None,
+    **kwargs: Any,
+) -> ExtractResult:
+    """:func:`~interests.profile.partitioned.extract_partitioned` on one pool of Ray actors.
+
+    Logs larger than memory on a cluster: the driver holds one partition of
+    ``split`` at a time, the item groups, rating scale and reference time are
+    those of every partition, and the same actors (engines loaded once) take
+    the partitions one after another. The cluster arguments are those of
+    :func:`extract_profiles_ray`, ``kwargs`` those of ``extract_partitioned``.
+    The result is a :class:`RayExtractResult` (counts summed over partitions)
+    unless no user was left to extract.
+    """
+    from ..profile.partitioned import extract_partitioned
+
+    with RayExtractors(
+        address=address,
+        actors=actors,
+        actor_cpus=actor_cpus,
+        actor_gpus=actor_gpus,
+        backend=backend,
+        model=model,
+        users=split.report.users,
+        max_actor_failures=max_actor_failures,
+        name_prefix=name_prefix,
+    ) as pool:
+        return extract_partitioned(split, extract=pool.extract, **kwargs)
 
 
 def _stop(ray: Any, pool: list[Any], timeout: float = 60.0) -> None:
@@ -419,9 +622,15 @@ def _run(
     errors_path: Path,
     result: RayExtractResult,
     on_batch: Callable[[ExtractResult, int], None] | None,
+    starts: tuple[float, list[float]],
     t0: float,
     max_actor_failures: int | None,
 ) -> None:
+    """Send the batches of ``queues`` to the actors of ``pool`` and write what comes back.
+
+    ``starts`` is the pool's start time and its actors' start seconds (filled in
+    as actors first answer); ``t0`` the call's start.
+    """
     from ray.exceptions import RayActorError, WorkerCrashedError
 
     lost = (RayActorError, WorkerCrashedError)
@@ -478,7 +687,7 @@ def _run(
         else:
             queues[batch.partition].appendleft(batch)  # the restarted actor (or another) takes it again
 
-    result.actor_start_seconds = [0.0] * len(pool)
+    pool_t0, start_seconds = starts
     for slot in range(len(pool)):  # batches go to an actor once it answers (its engine is loaded)
         probes[pool[slot].ready.remote()] = slot
     while inflight or probes or paused:
@@ -506,8 +715,8 @@ def _run(
                 paused[slot] = time.monotonic() + RESTART_POLL_S
             else:
                 probe_failures[slot] = 0
-                if not result.actor_start_seconds[slot]:
-                    result.actor_start_seconds[slot] = time.perf_counter() - t0
+                if not start_seconds[slot]:
+                    start_seconds[slot] = time.perf_counter() - pool_t0
             for other in range(len(pool)):
                 submit(other)
             continue
@@ -534,7 +743,9 @@ def _run(
 __all__ = [
     "BackendSpec",
     "RayExtractResult",
+    "RayExtractors",
     "check_address",
+    "extract_partitioned_ray",
     "extract_profiles_ray",
     "partition_of",
     "require_ray",
