@@ -187,7 +187,8 @@ def _backend_spec(opts: dict[str, Any]) -> Any:
     "--partitions",
     type=click.IntRange(min=1),
     help="Logs larger than memory: spill the events to N per-user partitions in <output>.parts/ and "
-    "extract one partition at a time (the same profiles as a run in memory).",
+    "extract one partition at a time (the same profiles as a run in memory); with --ray, the "
+    "partitions go one after another to the same actors.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run's counts as JSON on stdout.")
 @sdk_command
@@ -228,8 +229,6 @@ def extract(
         from interests.scale.ray_extract import require_ray
 
         require_ray()  # fail before reading the logs
-    if partitions is not None and ray_address is not None:
-        raise click.UsageError("--partitions and --ray do not go together yet: use one")
     selected = user_list(user)
     log_opts, backend_opts = split_options(options)
     parsed = read_logs_for(logs, output, users=selected, partitions=partitions, **log_opts)
@@ -270,17 +269,19 @@ def extract(
         res: ExtractResult
         try:
             if ray_address is not None:
-                from interests.scale.ray_extract import extract_profiles_ray
+                from interests.scale.ray_extract import extract_partitioned_ray, extract_profiles_ray
 
-                res = extract_profiles_ray(
-                    parsed,
-                    address=ray_address,
-                    actors=actors,
-                    actor_cpus=actor_cpus,
-                    actor_gpus=actor_gpus,
-                    backend=_backend_spec(backend_opts),
-                    **common,
-                )
+                cluster: dict[str, Any] = {
+                    "address": ray_address,
+                    "actors": actors,
+                    "actor_cpus": actor_cpus,
+                    "actor_gpus": actor_gpus,
+                    "backend": _backend_spec(backend_opts),
+                }
+                if partitions is not None:  # one partition at a time, to the same actors
+                    res = extract_partitioned_ray(parsed, **cluster, **common)
+                else:
+                    res = extract_profiles_ray(parsed, **cluster, **common)
             elif partitions is not None:
                 from interests.profile.partitioned import extract_partitioned
 

@@ -176,5 +176,3 @@ def test_cli_extract_partitions_equals_the_run_in_memory(
     assert not (tmp_path / "split.parts").exists()
     again = runner.invoke(cli, ["extract", *args, "-o", str(tmp_path / "split.jsonl"), "--partitions", "3"])
     assert again.exit_code == 0 and "24 already done" in again.output
-    both = runner.invoke(cli, ["extract", *args, "--partitions", "2", "--ray"])
-    assert both.exit_code == 2 and "do not go together" in both.output
