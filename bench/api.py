@@ -246,10 +246,12 @@ def cpu_seconds(pid: int, children: bool = True) -> float:
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     if not children:
         return own
-    try:
-        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        kids = []
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):  # the refresh thread starts the child: every thread's
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            pass
     for k in kids:
         try:
             own += cpu_seconds(k)
