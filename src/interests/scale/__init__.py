@@ -1,5 +1,7 @@
 """Scaling past one process on Ray (``pip install 'interests[ray]'``): profile extraction across a
-cluster (:func:`extract_profiles_ray`) and data-parallel training (:class:`RayTraining`).
+cluster (:func:`extract_profiles_ray`; logs larger than memory with :func:`extract_partitioned_ray`;
+one actor pool for many calls with :class:`RayExtractors`) and data-parallel training
+(:class:`RayTraining`).
 
 Importing this package does not import Ray; the functions do, when they run.
 """
@@ -12,6 +14,8 @@ from typing import Any
 _LAZY = {
     "BackendSpec": "interests.scale.ray_extract",
     "RayExtractResult": "interests.scale.ray_extract",
+    "RayExtractors": "interests.scale.ray_extract",
+    "extract_partitioned_ray": "interests.scale.ray_extract",
     "extract_profiles_ray": "interests.scale.ray_extract",
     "partition_of": "interests.scale.ray_extract",
     "RayTraining": "interests.scale.ray_train",
@@ -21,7 +25,9 @@ _LAZY = {
 __all__ = [
     "BackendSpec",
     "RayExtractResult",
+    "RayExtractors",
     "RayTraining",
+    "extract_partitioned_ray",
     "extract_profiles_ray",
     "partition_of",
     "train_net_ray",
