@@ -120,7 +120,14 @@ def write_ceiling(batch_size: int, n: int = 50_000) -> dict[str, Any]:
 
 
 def _counts(res: Any) -> dict[str, Any]:
-    return {"profiles": res.profiles, "errors": res.errors, "output_tokens": res.output_tokens}
+    # engine_s: seconds inside the backend's generate calls (summed over actors): the engine's own
+    # speed, against extract_s, which adds the set-up around it and, with Ray, the transport
+    return {
+        "profiles": res.profiles,
+        "errors": res.errors,
+        "output_tokens": res.output_tokens,
+        "engine_s": res.engine_seconds,
+    }
 
 
 def _stats(values: list[float]) -> dict[str, float]:
