@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backbone import ItemWeights
-from .baselines import ItemKNN, MostPopular, RecentPopular, rank
+from .baselines import MostPopular, RecentPopular, rank
 from .data import from_user_histories, item_domains
 from .metrics import ndcg_at_k, summarize
 from .split import EvalCase, TemporalSplit
@@ -127,6 +127,12 @@ def evaluate(
     def report(name: str, seg: str, ranked: np.ndarray, case: EvalCase) -> None:
         runs.setdefault((seg, name), []).append(summarize(ranked, case.targets, data.n_items, domains))
 
+    def knn_score(stage: str, k: int, case: EvalCase) -> np.ndarray:
+        """ItemKNN's scores from the stage's shared fits (the backbone choice reuses them)."""
+        return np.asarray(
+            (case.query.matrix() @ weights[stage].get("itemknn", k)).todense(), dtype=np.float32
+        )
+
     # ---- baselines -------------------------------------------------------------------------
     t0 = time.perf_counter()
     for seg in ("all", "cold"):
@@ -134,7 +140,7 @@ def evaluate(
         report("popular", seg, rank(MostPopular().fit(te.fit).score(te.query), te.query, 20), te)
         best = max(
             knn_grid,
-            key=lambda k: (_ndcg20(rank(ItemKNN(k).fit(v.fit).score(v.query), v.query, 20), v.targets), -k),
+            key=lambda k: (_ndcg20(rank(knn_score("valid", k, v), v.query, 20), v.targets), -k),
         )
         meta["chosen"][f"itemknn-{seg}"] = {"k": best}
         hl = max(
@@ -146,7 +152,7 @@ def evaluate(
         )
         meta["chosen"][f"recent-popular-{seg}"] = {"half_life_days": hl}
         report("recent-popular", seg, rank(RecentPopular(hl).fit(te.fit).score(te.query), te.query, 20), te)
-        report("itemknn", seg, rank(ItemKNN(best).fit(te.fit).score(te.query), te.query, 20), te)
+        report("itemknn", seg, rank(knn_score("test", best, te), te.query, 20), te)
 
         def ease_score(stage: str, lam: float, case: EvalCase) -> np.ndarray:
             return np.asarray(case.query.matrix() @ weights[stage].get("ease", lam), dtype=np.float32)

@@ -692,7 +692,7 @@ def fit_two_tower(
 
     With ``holdout`` the BENCHMARK.md temporal split's valid events pick the
     backbone (:func:`~interests.recsys.backbone.choose_backbone`: EASE or
-    ItemKNN, its parameter and recency decay), the epoch count (early
+    ItemKNN with its parameter and recency decay, or SASRec), the epoch count (early
     stopping) and the fusion weight (:func:`choose_fusion`: the backbone alone
     unless the tower's valid gain exceeds its noise) on a model fit to the
     earlier events; the returned model is then refit on every event with those
