@@ -199,20 +199,61 @@ class SyntheticData:
     item_topic: dict[str, str] = field(default_factory=dict)
 
 
+#: the shapes real catalogues hand their categories over in (:func:`planted_categories`)
+CATALOGUE_SHAPES = ("list", "rooted", "path", "flat", "none")
+#: entries real category lists carry that are not categories
+JUNK_CATEGORIES = [
+    "</span></span></span>",
+    "No expiration, no fees.",
+    "$25.00",
+    "Great gift for any occasion!",
+]
+
+
+def planted_categories(shape: str, domain: str, topic: str, siblings: list[str], k: int) -> list[str]:
+    """The categories of the ``k``-th item of ``topic`` in a catalogue of the given shape.
+
+    ``list``: ``[domain, topic]`` (the example shop); ``rooted``: an Amazon-style
+    list whose root every item shares, with the root repeated and a junk entry
+    on every third item; ``path``: one ``"domain > topic"`` string; ``flat``: a
+    label set, the topic alone or with a sibling topic of the same domain on
+    every third item, sorted like MovieLens genres; ``none``: no categories.
+    """
+    if shape == "list":
+        return [domain, topic]
+    if shape == "rooted":
+        return ["All Departments", "All Departments", domain, topic] + (
+            [JUNK_CATEGORIES[k % len(JUNK_CATEGORIES)]] if k % 3 == 0 else []
+        )
+    if shape == "path":
+        return [f"{domain} > {topic}"]
+    if shape == "flat":
+        other = [t for t in siblings if t != topic]
+        return sorted([topic, other[k % len(other)]] if other and k % 3 == 1 else [topic])
+    if shape == "none":
+        return []
+    raise ValueError(f"unknown catalogue shape {shape!r}: one of {', '.join(CATALOGUE_SHAPES)}")
+
+
 def make_catalog(
     items_per_topic: int = 15,
     seed: int = 0,
     *,
     hierarchy: Mapping[str, Mapping[str, tuple[str, list[str], list[str]]]] = HIERARCHY,
     categories: bool = True,
+    shape: str | None = None,
 ) -> tuple[Catalog, dict[str, str], dict[str, str]]:
     """A catalogue over ``hierarchy``; returns it with item -> domain/topic truth.
 
-    With ``categories=False`` items have no categories, their descriptions
-    are neutral sentences that name no domain or topic (attributes stay),
-    and item ids are shuffled so that neither the ids nor the order of the
-    catalogue give the topics away. Titles are the same either way.
+    ``shape`` is how categories are written (:data:`CATALOGUE_SHAPES`,
+    :func:`planted_categories`); ``categories=False`` is ``shape="none"``: items
+    have no categories, their descriptions are neutral sentences that name no
+    domain or topic (attributes stay), and item ids are shuffled so that
+    neither the ids nor the order of the catalogue give the topics away.
+    Titles are the same whatever the shape.
     """
+    shape = shape or ("list" if categories else "none")
+    categories = shape != "none"
     rng = random.Random(seed)
     blurb_rng = random.Random(seed + 7919)  # separate, so titles do not depend on ``categories``
     items: list[tuple[Item, str, str]] = []
@@ -225,7 +266,8 @@ def make_catalog(
                 title = f"{rng.choice(words)} {rng.choice(words)} {rng.choice(NOUNS)} {k + 1}"
                 value = values[k % len(values)]
                 if categories:
-                    cats, desc = [domain, topic], f"{topic} ({domain.lower()}); {attr}: {value}."
+                    cats = planted_categories(shape, domain, topic, list(topics), k)
+                    desc = f"{topic} ({domain.lower()}); {attr}: {value}."
                 else:
                     cats, desc = [], f"{blurb_rng.choice(BLURBS)} Sold by {blurb_rng.choice(SELLERS)}."
                 item = Item(
@@ -268,8 +310,9 @@ def generate(
     *,
     hierarchy: Mapping[str, Mapping[str, tuple[str, list[str], list[str]]]] = HIERARCHY,
     categories: bool = True,
+    shape: str | None = None,
 ) -> SyntheticData:
-    """Users with planted interests, sentiment, rhythms and trends.
+    """Users with planted interests, sentiment, rhythms and trends (``shape``: :func:`make_catalog`).
 
     Each user has 2 or 3 domains (1-2 topics each); every second user has a
     fading and a rising domain, every fourth a disliked topic.
@@ -283,6 +326,7 @@ def generate(
         categories,
         n_domains=[2, 2, 3],
         trend_every=2,
+        shape=shape,
     )
 
 
@@ -293,8 +337,9 @@ def generate_planted_b(
     *,
     items_per_topic: int = 15,
     events_per_user: tuple[int, int] = (25, 60),
+    shape: str | None = None,
 ) -> SyntheticData:
-    """Planted logs over :data:`HIERARCHY_B`, by default with no categories.
+    """Planted logs over :data:`HIERARCHY_B`, by default with no categories (``shape``: :func:`make_catalog`).
 
     Every user has exactly two domains, the first fading (its events in the
     first 40% of the time span) and the second rising (the last 40%), 1-2
@@ -302,7 +347,15 @@ def generate_planted_b(
     user a disliked topic (rated 1-2; liked ones 4-5).
     """
     return _generate(
-        n_users, items_per_topic, events_per_user, seed, HIERARCHY_B, categories, n_domains=[2], trend_every=1
+        n_users,
+        items_per_topic,
+        events_per_user,
+        seed,
+        HIERARCHY_B,
+        categories,
+        n_domains=[2],
+        trend_every=1,
+        shape=shape,
     )
 
 
@@ -316,10 +369,11 @@ def _generate(
     *,
     n_domains: list[int],
     trend_every: int,
+    shape: str | None = None,
 ) -> SyntheticData:
     rng = random.Random(seed)
     catalog, item_domain, item_topic = make_catalog(
-        items_per_topic, seed, hierarchy=hierarchy, categories=categories
+        items_per_topic, seed, hierarchy=hierarchy, categories=categories, shape=shape
     )
     by_topic: dict[str, list[str]] = {}
     for iid, topic in item_topic.items():
@@ -414,6 +468,7 @@ def synthetic_events(n_events: int, n_users: int, n_items: int, seed: int = 0) -
 
 
 __all__ = [
+    "CATALOGUE_SHAPES",
     "HIERARCHY",
     "HIERARCHY_B",
     "PlantedUser",
@@ -421,6 +476,7 @@ __all__ = [
     "generate",
     "generate_planted_b",
     "make_catalog",
+    "planted_categories",
     "synthetic_events",
     "write_logs",
 ]

@@ -49,6 +49,14 @@ node cites every item under its topics):
 * ``names_distinct``: share of node names (domains and topics together)
   whose normalised form no other node of the same profile shares;
   ``mean_name_words``: mean number of words in a node name.
+* ``split_domains``: over (profiled user, planted domain) pairs with an
+  item in the profile, the share whose items sit in more than one domain node.
+* ``domain_names_planted`` / ``topic_names_planted``: share of domain (topic)
+  nodes with a majority whose name shares a word with the planted name of
+  that majority (words of three letters or more, compared by their first
+  four letters, so ``Rose`` matches ``Roses``).
+* ``counter_names``: node names with a counter (``Drama (2)``);
+  ``dump_names``: names with a colon (``main_cat: Gift Cards``).
 * ``users``: users in the truth; ``profiles``: profiles scored (one per
   user id, the last one wins); ``missing_profiles``: truth users without a
   profile; ``unknown_profiles``: profiles of users not in the truth (their
@@ -76,8 +84,18 @@ RHYTHM_HOURS = range(19, 23)
 RHYTHM_SHARE = 0.99
 
 
+_COUNTER = re.compile(r"\(\s*\d+\s*\)")
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+
+
 def _norm(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "", name.lower())
+
+
+def _shares_word(name: str, planted: str) -> bool:
+    """Whether ``name`` and ``planted`` share a word (three letters or more, first four letters)."""
+    stems = {w.casefold()[:4] for w in _WORD.findall(planted)}
+    return any(w.casefold()[:4] in stems for w in _WORD.findall(name))
 
 
 def _majority(items: Iterable[str], truth: Mapping[str, str]) -> tuple[str | None, int, int]:
@@ -132,8 +150,29 @@ def score_profiles(profiles: Sequence[InterestProfile], truth: Mapping[str, Any]
     rhythm_hits: list[bool] = []
     trend_hits: dict[str, list[bool]] = {"rising": [], "fading": []}
     trend_missing = 0
+    split_cases: list[bool] = []
+    name_hits: dict[str, list[bool]] = {"domain": [], "topic": []}
+    counters = dumps = 0
 
     for uid, profile in by_user.items():
+        where: dict[str, set[int]] = {}
+        for k, d in enumerate(profile.domains):
+            for t in d.topics:
+                for i in t.item_ids:
+                    if i in item_domain:
+                        where.setdefault(item_domain[i], set()).add(k)
+            label = _majority({i for t in d.topics for i in t.item_ids}, item_domain)[0]
+            if label is not None:
+                name_hits["domain"].append(_shares_word(d.name, label))
+            for t in d.topics:
+                t_label = _majority(t.item_ids, item_topic)[0]
+                if t_label is not None:
+                    name_hits["topic"].append(_shares_word(t.name, t_label))
+            for name in [d.name, *(t.name for t in d.topics)]:
+                counters += bool(_COUNTER.search(name))
+                dumps += ":" in name
+        if uid in planted:
+            split_cases += [len(nodes) > 1 for nodes in where.values()]
         d_nodes: list[tuple[str, set[str], str | None]] = []
         t_nodes: list[tuple[str, set[str], str | None, float | None]] = []
         for d in profile.domains:
@@ -236,6 +275,11 @@ def score_profiles(profiles: Sequence[InterestProfile], truth: Mapping[str, Any]
         "trend_missing": trend_missing,
         "trend_rising": _share(trend_hits["rising"]),
         "trend_fading": _share(trend_hits["fading"]),
+        "split_domains": _share(split_cases),
+        "domain_names_planted": _share(name_hits["domain"]),
+        "topic_names_planted": _share(name_hits["topic"]),
+        "counter_names": counters,
+        "dump_names": dumps,
         "names_distinct": _share(names_distinct),
         "mean_name_words": _mean(name_words),
     }
