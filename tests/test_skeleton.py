@@ -14,7 +14,7 @@ from interests.llm.base import GenRequest
 from interests.llm.fake import FakeBackend, schema_answer
 from interests.profile.draft import Slot, skeleton_model
 from interests.profile.extract import extract_profiles
-from interests.profile.item_groups import group_items
+from interests.profile.item_groups import ItemGroups, group_items
 from interests.profile.signals import compute_signals
 from interests.profile.skeleton import SkeletonRules, build_skeleton
 from interests.profile.skeleton_grounding import ground_skeleton, node_name_ok
@@ -49,10 +49,15 @@ def _history(item_ids: list[str], user: str = "u") -> UserHistory:
     return UserHistory(user, [Event(user, i, 1_600_000_000 + k * DAY, 5.0) for k, i in enumerate(item_ids)])
 
 
+def _groups(h: UserHistory, cat: Catalog) -> ItemGroups:
+    """The run's groups when other users touched the whole catalogue (levels are read over all logged items)."""
+    return group_items({h.user_id: h, "everyone": _history(list(cat), "everyone")}, cat)
+
+
 def test_category_skeleton_groups_every_supported_interest_once() -> None:
     cat = _catalog()
     h = _history(["f0", "f1", "f2", "f3", "n0", "n1", "n2", "c0", "c1", "c2", "x", "b", "f0"])
-    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
+    sk = build_skeleton(h, _groups(h, cat), cat)
     assert sk.source == "category"
     assert [d.key for d in sk.domains] == ["Films", "Coffee"]  # strongest first; Baking below support
     films = sk.domains[0]
@@ -78,21 +83,32 @@ def test_attribute_values_split_a_domain_only_when_categories_do_not() -> None:
                 f"b{k}": Item(f"b{k}", f"Vest {k}", ["Running"], attributes={"brand": "Aqua"})
                 for k in range(3)
             },
+            # the rest of the shop: "Running" is one department among others
+            **{f"z{k}": Item(f"z{k}", f"Pan {k}", ["Kitchen"], attributes={"brand": "Iron"}) for k in range(6)},
         }
     )
     h = _history([f"a{k}" for k in range(3)] + [f"b{k}" for k in range(3)])
-    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
+    sk = build_skeleton(h, _groups(h, cat), cat)
     assert [d.key for d in sk.domains] == ["Running"]
-    assert sorted(t.key for t in sk.domains[0].topics) == ["brand: Aqua", "brand: Ridge"]
+    # one informative level: the domain's topics are its item clusters, named by their titles' words
+    topics = sk.domains[0].topics
+    assert sorted(sorted(t.item_ids) for t in topics) == [["a0", "a1", "a2"], ["b0", "b1", "b2"]]
+    assert {t.source for t in topics} == {"cluster"} and sorted(t.label for t in topics) == ["Shoe", "Vest"]
+    # too few items to cluster: attribute values split the domain, named by the value alone
+    small = Catalog({k: v for k, v in cat.items() if k not in ("a2", "b2")})
+    h = _history(["a0", "a1", "b0", "b1"])
+    sk = build_skeleton(h, _groups(h, small), small)
+    assert sorted(t.label for t in sk.domains[0].topics) == ["Aqua", "Ridge"]
+    assert {t.source for t in sk.domains[0].topics} == {"attribute"}
 
 
 def test_a_short_history_still_gets_a_group_and_caps_hold() -> None:
     cat = _catalog()
     h = _history(["b"])
-    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
+    sk = build_skeleton(h, _groups(h, cat), cat)
     assert [d.key for d in sk.domains] == ["Baking"] and not sk.left_out
     h2 = _history(["f0", "f1", "f2", "n0", "n1", "n2", "c0", "c1", "c2"])
-    capped = build_skeleton(h2, group_items({"u": h2}, cat), cat, SkeletonRules(max_domains=1, max_topics=1))
+    capped = build_skeleton(h2, _groups(h2, cat), cat, SkeletonRules(max_domains=1, max_topics=1))
     assert len(capped.domains) == 1 and len(capped.domains[0].topics) == 2  # one topic plus "other"
 
 
@@ -108,7 +124,10 @@ def test_items_without_categories_are_grouped_by_behaviour_and_text() -> None:
             purity.append(max(planted.count(p) for p in planted) / len(planted))
             if user == "u001":
                 assert d.label != d.key and d.label[0].isupper()  # a label from distinctive words, not "c3"
-    assert sum(purity) / len(purity) >= 0.95, purity  # coherent groups (0.98-0.99 over seeds 0-5)
+    # domains are groups of topics now (a real level above them), so a domain can mix two planted ones
+    # where users interleave their interests: 0.83-0.92 over seeds 0-3 (docs/benchmarks.md)
+    assert sum(purity) / len(purity) >= 0.8, purity
+    assert groups.metrics["domains"] < groups.metrics["topics"] / 2  # topics grouped, not one domain each
     # the same logs with users in another order: the same groups
     shuffled = dict(reversed(list(histories.items())))
     assert group_items(shuffled, data.catalog).paths == groups.paths
@@ -220,10 +239,30 @@ def test_planted_log_without_categories_meets_the_structure_floors(tmp_path: Pat
     assert s["duplicate_topics"] == 0 and s["trend_accuracy"] >= 0.9 and s["sentiment_order"] == 1.0, s
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_bare_catalogue_domains_group_the_topics_users_move_between(seed: int) -> None:
+    """No categories: topics from text + behaviour, domains from the topics users mix and move between."""
+    data = generate_planted_b(categories=False, seed=seed)
+    histories = planted_histories(data)
+    groups = group_items(histories, data.catalog)
+    planted_domains = split = per_user = 0
+    for history in histories.values():
+        where: dict[str, set[str]] = {}
+        domains = build_skeleton(history, groups, data.catalog).domains
+        for d in domains:
+            for i in d.item_ids:
+                where.setdefault(data.item_domain[i], set()).add(d.key)
+        planted_domains += len(where)
+        split += sum(1 for keys in where.values() if len(keys) > 1)
+        per_user += len(domains)
+    assert split / planted_domains <= 0.05, (split, planted_domains)  # measured 0.0-0.037 over seeds 1-4
+    assert abs(per_user / len(histories) - 2.0) <= 0.2  # two planted domains a user
+
+
 def test_grounding_keeps_a_sound_model_name_and_records_its_source() -> None:
     cat = _catalog()
     h = _history(["f0", "f1", "f2", "n0", "n1", "n2"])
-    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
+    sk = build_skeleton(h, _groups(h, cat), cat)
     model = skeleton_model([[Slot(t.item_ids) for t in d.topics] for d in sk.domains])
     draft = model.model_validate(
         {
@@ -272,7 +311,7 @@ def test_a_shared_taxonomy_groups_items_of_a_catalogue_without_categories() -> N
 def test_a_domain_is_not_named_after_one_of_its_topics() -> None:
     cat = _catalog()
     h = _history(["f0", "f1", "f2", "n0", "n1", "n2", "c0", "c1", "c2"])
-    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
+    sk = build_skeleton(h, _groups(h, cat), cat)
     model = skeleton_model([[Slot(t.item_ids) for t in d.topics] for d in sk.domains])
     draft = model.model_validate(
         {
@@ -291,7 +330,9 @@ def test_a_domain_is_not_named_after_one_of_its_topics() -> None:
     films, coffee = p.domains
     assert (films.name, films.name_source) == ("Films", "computed")
     assert [t.name for t in films.topics] == ["Noir", "Space opera"]
-    assert (coffee.name, coffee.topics[0].name) == ("Espresso", "Espresso")
+    # a domain's single topic gets a name of its own: names are unique in a profile, never a counter
+    assert coffee.name == "Espresso" and coffee.topics[0].name == "Pot"
+    assert coffee.topics[0].name_source == "computed"
 
 
 def test_titles_of_other_groups_and_words_every_group_shares_are_not_names() -> None:
@@ -303,7 +344,7 @@ def test_titles_of_other_groups_and_words_every_group_shares_are_not_names() -> 
         }
     )
     h = _history([f"f{k}" for k in range(3)] + [f"c{k}" for k in range(3)])
-    sk = build_skeleton(h, group_items({"u": h}, cat), cat)
+    sk = build_skeleton(h, _groups(h, cat), cat)
     model = skeleton_model([[Slot(t.item_ids) for t in d.topics] for d in sk.domains])
     draft = model.model_validate(
         {

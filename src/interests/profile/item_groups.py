@@ -22,11 +22,12 @@ words most distinctive of its items' titles (c-TF-IDF).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..events import Catalog, UserHistory
+from .category_levels import CategoryLevels, category_levels, label_counts
+from .group_names import distinctive_names, item_title_words, label_group_name
 
 if TYPE_CHECKING:
     from ..taxonomy.model import Taxonomy
@@ -47,8 +50,23 @@ BEHAVIOUR_DIM = 16
 TEXT_DIM = 32
 #: relative weight of behaviour against text in the joined item vector
 BEHAVIOUR_WEIGHT = 0.5
-#: silhouette a grouping of topics into domains must reach; below it each topic is its own domain
-MIN_DOMAIN_SILHOUETTE = 0.35
+#: format of the saved groups (1: a flat list of keys per item; 2: candidate paths per item)
+FORMAT = 2
+#: a one-level catalogue with more labels than this gets an L1 of label groups above them
+MAX_FLAT_DOMAINS = 8
+#: weight of shared items against users and text when grouping flat labels
+LABEL_ITEM_WEIGHT = 0.4
+#: weight of shared users against text when grouping topics into domains (catalogues without categories)
+TOPIC_USER_WEIGHT = 0.8
+#: within that, weight of moves from one topic to another between consecutive events against shared users
+STEP_WEIGHT = 0.8
+#: an L1 group of a one-level catalogue is cut into item clusters from this many items
+MIN_SUBCLUSTER_ITEMS = 6
+#: at most this many clusters inside one L1 group, and the silhouette they must reach
+MAX_SUBCLUSTERS = 6
+SUBCLUSTER_SILHOUETTE = 0.1
+#: an attribute value on more than this share of the logged items never makes a topic
+COMMON_ATTRIBUTE_SHARE = 0.5
 #: KMeans on at most this many items when choosing the number of clusters
 SELECTION_SAMPLE = 4000
 
@@ -57,26 +75,58 @@ _WORD = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
 
 @dataclass
 class ItemGroups:
-    """Candidate group keys per item (most general first) and a label per key."""
+    """Candidate paths per item (``[L1 key]`` or ``[L1 key, L2 key]``) and a label per key.
+
+    ``kinds`` says who made a key where it differs from ``source``: ``"cluster"``
+    for an L2 cut out of a category by item clusters, ``"label-group"`` for an
+    L1 made of flat labels that go together. ``common_attributes`` lists the
+    attribute values (``"brand: Acme"``) that most logged items share: they
+    never make a topic.
+    """
 
     source: Source
-    paths: dict[str, list[str]] = field(default_factory=dict)
+    paths: dict[str, list[list[str]]] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    common_attributes: list[str] = field(default_factory=list)
 
-    def candidates(self, item_id: str) -> list[str]:
+    def candidates(self, item_id: str) -> list[list[str]]:
+        """The item's candidate paths, most likely first."""
         return self.paths.get(item_id, [])
 
     def label(self, key: str) -> str:
         return self.labels.get(key, key)
 
+    def kind(self, key: str) -> str:
+        return self.kinds.get(key, self.source)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "paths": self.paths, "labels": self.labels, "metrics": self.metrics}
+        return {
+            "format": FORMAT,
+            "source": self.source,
+            "paths": self.paths,
+            "labels": self.labels,
+            "metrics": self.metrics,
+            "kinds": self.kinds,
+            "common_attributes": self.common_attributes,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ItemGroups:
+        paths: dict[str, list[list[str]]] = {}
+        for item, v in dict(d.get("paths", {})).items():
+            if v and isinstance(v[0], str):  # format 1: one flat list of keys, most general first
+                paths[item] = [list(v[:2])]
+            else:
+                paths[item] = [list(p) for p in v]
         return cls(
-            d["source"], dict(d.get("paths", {})), dict(d.get("labels", {})), dict(d.get("metrics", {}))
+            d["source"],
+            paths,
+            dict(d.get("labels", {})),
+            dict(d.get("metrics", {})),
+            dict(d.get("kinds", {})),
+            list(d.get("common_attributes", [])),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -109,6 +159,7 @@ class UserItems:
         self.index: dict[str, int] = {}
         self._rows: list[np.ndarray] = []
         self._cols: list[np.ndarray] = []
+        self._steps: Counter[tuple[int, int]] = Counter()  # consecutive distinct items of one user
 
     @classmethod
     def of(cls, histories: Mapping[str, UserHistory]) -> UserItems:
@@ -120,6 +171,8 @@ class UserItems:
             cols = [self._item(i) for i in dict.fromkeys(e.item_id for e in h.events)]
             self._rows.append(np.full(len(cols), len(self.users), dtype=np.int32))
             self._cols.append(np.asarray(cols, dtype=np.int32))
+            seq = [self.index[e.item_id] for e in h.events]
+            self._steps.update((a, b) if a < b else (b, a) for a, b in itertools.pairwise(seq) if a != b)
             self.users.append(user)
         if len(self._rows) > 1024:  # keep the number of small arrays bounded
             self._rows, self._cols = [np.concatenate(self._rows)], [np.concatenate(self._cols)]
@@ -131,6 +184,10 @@ class UserItems:
             k = self.index[item_id] = len(self.items)
             self.items.append(item_id)
         return k
+
+    def steps(self) -> dict[tuple[str, str], int]:
+        """How often two items follow each other in a user's history (either order)."""
+        return {(self.items[a], self.items[b]): n for (a, b), n in self._steps.items()}
 
     def matrix(self) -> tuple[Any, list[str]]:
         """Binary users x items CSR matrix, users and items sorted by id; and the items in that order."""
@@ -162,24 +219,30 @@ def group_items(
 
     ``histories`` may be a :class:`UserItems` (logs too large to hold).
     ``source`` forces one source; by default the taxonomy when given, else the
-    catalogue's categories when most logged items have some, else clusters.
+    catalogue's informative category levels when most logged items have one
+    (:mod:`interests.profile.category_levels`), else clusters.
     """
     cat = catalog or Catalog()
     touched = histories if isinstance(histories, UserItems) else UserItems.of(histories)
     items = touched.items
-    if source is None:
-        if taxonomy is not None:
-            source = "taxonomy"
-        else:
-            with_cats = sum(1 for i in items if cat.get_item(i).categories)
-            source = "category" if items and with_cats >= CATEGORY_COVERAGE * len(items) else "cluster"
-    if source == "taxonomy":
+    if source == "taxonomy" or (source is None and taxonomy is not None):
         if taxonomy is None:
             raise ValueError("source='taxonomy' needs a taxonomy")
-        return _from_taxonomy(items, cat, taxonomy)
-    if source == "category":
-        return _from_categories(items, cat)
-    return _from_clusters(touched, cat, seed)
+        groups = _from_taxonomy(items, cat, taxonomy)
+    else:
+        levels = category_levels(items, cat)
+        use_categories = source == "category" or (
+            source is None and items and levels.coverage >= CATEGORY_COVERAGE
+        )
+        groups = (
+            _from_categories(touched, cat, levels, seed)
+            if use_categories
+            else _from_clusters(touched, cat, seed)
+        )
+        groups.metrics.update({f"categories_{k}": v for k, v in levels.metrics.items()})
+        groups.metrics["categories_levels_dropped"] = float(len(levels.dropped_levels))
+    groups.common_attributes = _common_attributes(items, cat)
+    return groups
 
 
 def extend_groups(
@@ -191,35 +254,176 @@ def extend_groups(
 ) -> list[str]:
     """Give items logged since ``groups`` were made their candidates, in place; returns them.
 
-    Categories and a taxonomy place a new item exactly as a full run would.
-    Item clusters are not re-fitted (that would rename every user's groups):
-    a new item of a catalogue without categories has no candidate, so it stays
-    out of the hierarchy until a full ``extract`` regroups the catalogue.
+    A taxonomy places a new item exactly as a full run would; a category path
+    that the groups already know places it under the same keys. Clusters and
+    flat-label groups are not re-fitted (that would rename every user's
+    groups): a new item with no known key has no candidate and stays out of
+    the hierarchy until a full ``extract`` regroups the catalogue.
     """
     cat = catalog or Catalog()
     new = [i for i in dict.fromkeys(e.item_id for h in histories.values() for e in h.events)]
     new = [i for i in new if i not in groups.paths]
     if not new:
         return []
-    if groups.source == "category":
-        more = _from_categories(new, cat)
-    elif groups.source == "taxonomy" and taxonomy is not None:
+    if groups.source == "taxonomy" and taxonomy is not None:
         more = _from_taxonomy(new, cat, taxonomy)
-    else:
-        return new
-    groups.paths.update(more.paths)
-    for k, v in more.labels.items():
-        groups.labels.setdefault(k, v)
+        groups.paths.update(more.paths)
+        for k, v in more.labels.items():
+            groups.labels.setdefault(k, v)
+    elif groups.source == "category":
+        # names the groups already hold, at the level they hold them
+        by_name: dict[str, str] = {}
+        for key, label in groups.labels.items():
+            if groups.kind(key) == "category":
+                by_name.setdefault(label.casefold(), key)
+        for i in new:
+            names = [n for c in cat.get_item(i).categories for n in split_names(c)]
+            keys = [by_name[n.casefold()] for n in names if n.casefold() in by_name]
+            l1 = [k for k in keys if " > " not in k]
+            l2 = [k for k in keys if " > " in k]
+            paths = [[k.split(" > ")[0], k] for k in l2] + [[k] for k in l1 if not any(p[0] == k for p in l2)]
+            if paths:
+                groups.paths[i] = paths
     return new
 
 
-def _from_categories(items: Sequence[str], catalog: Catalog) -> ItemGroups:
+def _common_attributes(items: Sequence[str], catalog: Catalog) -> list[str]:
+    """Attribute values that more than half the logged items carry: they describe the shop, not a user."""
+    counts: Counter[str] = Counter(
+        f"{a}: {v}" for i in items for a, v in catalog.get_item(i).attributes.items() if v
+    )
+    return sorted(k for k, n in counts.items() if n > COMMON_ATTRIBUTE_SHARE * max(len(items), 1))
+
+
+def _from_categories(touched: UserItems, catalog: Catalog, levels: CategoryLevels, seed: int) -> ItemGroups:
+    """L1 = the first informative level, L2 = the next; item clusters where a level is missing."""
     groups = ItemGroups("category")
-    for i in items:
-        cats = list(dict.fromkeys(c.strip() for c in catalog.get_item(i).categories if c.strip()))
-        groups.paths[i] = cats
-        for c in cats:
-            groups.labels.setdefault(c, c)
+    labels_by_item = {i: [p for p in levels.paths.get(i, [])] for i in touched.items}
+    one_level = levels.depth() <= 1
+    n_labels = len(label_counts(labels_by_item))
+    if one_level and n_labels > MAX_FLAT_DOMAINS:
+        return _label_groups(touched, catalog, labels_by_item, seed, groups)
+    # an L2 is keyed by its name, or by its path where the name sits under two parents or is an L1 too
+    parents: dict[str, set[str]] = {}
+    for ps in labels_by_item.values():
+        for p in ps:
+            if len(p) > 1:
+                parents.setdefault(p[1], set()).add(p[0])
+    l1_names = {p[0] for ps in labels_by_item.values() for p in ps}
+    for i, ps in labels_by_item.items():
+        out: list[list[str]] = []
+        for p in ps:
+            l1 = p[0]
+            groups.labels.setdefault(l1, l1)
+            if len(p) > 1:
+                l2 = p[1] if len(parents[p[1]]) == 1 and p[1] not in l1_names else f"{l1} > {p[1]}"
+                groups.labels.setdefault(l2, p[1])
+                out.append([l1, l2])
+            else:
+                out.append([l1])
+        groups.paths[i] = out
+    _split_flat_domains(groups, touched, catalog, seed)
+    groups.metrics["flat_label_groups"] = 0.0
+    return groups
+
+
+def _split_flat_domains(groups: ItemGroups, touched: UserItems, catalog: Catalog, seed: int) -> None:
+    """Where most items of an L1 group have no L2, cut the group into item clusters (its topics)."""
+    members: dict[str, list[str]] = {}
+    for i, ps in groups.paths.items():
+        for p in ps:
+            members.setdefault(p[0], []).append(i)
+    flat = {
+        d: ids
+        for d, ids in members.items()
+        if sum(1 for i in ids if any(len(p) > 1 and p[0] == d for p in groups.paths[i])) < 0.5 * len(ids)
+        and len(ids) >= MIN_SUBCLUSTER_ITEMS
+    }
+    if not flat:
+        return
+    items, behaviour, text = item_vectors(touched, catalog, seed)
+    row = {i: k for k, i in enumerate(items)}
+    x = _joined(behaviour, text)
+    words = item_title_words(catalog, items)
+    split = 0
+    for d, ids in sorted(flat.items()):
+        idx = [row[i] for i in ids if i in row]
+        sub = _choose_k(
+            x[idx], range(2, min(MAX_SUBCLUSTERS, len(idx) // 3) + 1), seed, floor=SUBCLUSTER_SILHOUETTE
+        )
+        if len(set(sub.tolist())) < 2:
+            continue
+        split += 1
+        keys = {c: f"{d} > ~{c + 1}" for c in set(sub.tolist())}
+        names = distinctive_names(
+            {keys[c]: [k for k, s in zip(idx, sub.tolist(), strict=True) if s == c] for c in keys},
+            words,
+            background=[words[k] for k in idx],
+        )
+        for k, c in zip(idx, sub.tolist(), strict=True):
+            i, key = items[k], keys[c]
+            groups.paths[i] = [[d, key] if p == [d] else p for p in groups.paths[i]]
+        for key, name in names.items():
+            groups.labels[key] = name
+            groups.kinds[key] = "cluster"
+    groups.metrics["domains_split_by_clusters"] = float(split)
+
+
+def _label_groups(
+    touched: UserItems,
+    catalog: Catalog,
+    labels_by_item: Mapping[str, list[list[str]]],
+    seed: int,
+    groups: ItemGroups,
+) -> ItemGroups:
+    """A flat label set: L1 = labels that go together (shared items, users, text), L2 = the labels."""
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import silhouette_score
+
+    counts = label_counts(labels_by_item)
+    labels = sorted(counts)
+    items, behaviour, text = item_vectors(touched, catalog, seed)
+    row = {i: k for k, i in enumerate(items)}
+    pos = {lab: k for k, lab in enumerate(labels)}
+    incidence = np.zeros((len(labels), len(items)))
+    for i, ps in labels_by_item.items():
+        for p in ps:
+            if i in row:
+                incidence[pos[p[0]], row[i]] = 1.0
+    share = incidence / np.maximum(incidence.sum(axis=1, keepdims=True), 1.0)
+    vec = np.hstack(
+        [
+            np.sqrt(LABEL_ITEM_WEIGHT) * _unit(incidence),
+            np.sqrt((1 - LABEL_ITEM_WEIGHT) / 2) * _unit(share @ behaviour),
+            np.sqrt((1 - LABEL_ITEM_WEIGHT) / 2) * _unit(share @ text),
+        ]
+    )
+    vec = _unit(vec)
+    best: tuple[float, np.ndarray] | None = None
+    # a few labels a group (about 3 to 5): Ward on unit vectors keeps groups of similar size
+    for k in range(max(2, -(-len(labels) // 5)), max(2, len(labels) // 3) + 1):
+        if k >= len(labels):
+            break
+        cut = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(vec)
+        s = float(silhouette_score(vec, cut, metric="cosine"))
+        if best is None or s > best[0] + 1e-9:
+            best = (s, np.asarray(cut))
+    group_of = best[1] if best is not None else np.zeros(len(labels), dtype=np.int64)
+    members: dict[int, list[str]] = {}
+    for lab, g in zip(labels, group_of.tolist(), strict=True):
+        members.setdefault(int(g), []).append(lab)
+    key_of: dict[str, str] = {}
+    for _g, labs in sorted(members.items(), key=lambda kv: (-sum(counts[x] for x in kv[1]), kv[0])):
+        key = f"g{len(set(key_of.values())) + 1}"
+        groups.labels[key] = label_group_name(labs, counts)
+        groups.kinds[key] = "label-group"
+        for lab in labs:
+            key_of[lab] = key
+            groups.labels[lab] = lab
+    for i, ps in labels_by_item.items():
+        groups.paths[i] = [[key_of[p[0]], p[0]] for p in ps]
+    groups.metrics["flat_label_groups"] = float(len(members))
+    groups.metrics["flat_label_silhouette"] = round(best[0], 4) if best is not None else 0.0
     return groups
 
 
@@ -235,7 +439,7 @@ def _from_taxonomy(items: Sequence[str], catalog: Catalog, taxonomy: Taxonomy) -
     for i in items:
         a = taxonomy.assignments.get(i)
         if a is not None:
-            groups.paths[i] = [a.domain_id, a.topic_id]
+            groups.paths[i] = [[a.domain_id, a.topic_id]]
     return groups
 
 
@@ -249,6 +453,10 @@ def _words(text: str) -> list[str]:
 def _unit(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(n == 0, 1.0, n)
+
+
+def _joined(behaviour: np.ndarray, text: np.ndarray) -> np.ndarray:
+    return np.hstack([np.sqrt(BEHAVIOUR_WEIGHT) * behaviour, np.sqrt(1 - BEHAVIOUR_WEIGHT) * text])
 
 
 def item_vectors(
@@ -289,8 +497,11 @@ def _item_words(catalog: Catalog, item_id: str) -> list[str]:
     return _words(" ".join([item.title, item.description, *item.attributes.values()]))
 
 
-def _choose_k(x: np.ndarray, ks: Sequence[int], seed: int) -> np.ndarray:
-    """KMeans labels for the k in ``ks`` with the best silhouette (on a sample for big inputs)."""
+def _choose_k(x: np.ndarray, ks: Iterable[int], seed: int, floor: float | None = None) -> np.ndarray:
+    """KMeans labels for the k in ``ks`` with the best silhouette (on a sample for big inputs).
+
+    One cluster (all zeros) when no k reaches ``floor``.
+    """
     from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
@@ -307,31 +518,61 @@ def _choose_k(x: np.ndarray, ks: Sequence[int], seed: int) -> np.ndarray:
         if len(set(labels.tolist())) < 2:
             continue
         s = float(silhouette_score(x[sample], labels))
-        if best is None or s > best[0]:
+        if (floor is None or s >= floor) and (best is None or s > best[0]):
             best = (s, k)
     if best is None:
         return np.zeros(n, dtype=np.int64)
     return np.asarray(KMeans(best[1], n_init=4, random_state=seed).fit_predict(x), dtype=np.int64)
 
 
-def _group_topics(centroids: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
-    """Domains as groups of topic centroids (agglomerative, cosine); identity below the silhouette floor."""
+def _group_topics(
+    topic: np.ndarray, t_ids: Sequence[int], x: np.ndarray, m_items: Any, steps: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Domains as groups of topics whose items the same users mix and whose text is close.
+
+    Each topic is described by its users (which users touched its items) and
+    its mean item vector; topics are grouped agglomeratively (cosine) into the
+    number of domains with the best silhouette. Fewer than four topics make one
+    domain each only when they share no users.
+    """
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.metrics import silhouette_score
 
-    n = len(centroids)
+    n = len(t_ids)
     identity = np.arange(n, dtype=np.int64)
-    if n < 4:
+    if n < 3:
         return identity, 0.0
-    best: tuple[float, np.ndarray] = (MIN_DOMAIN_SILHOUETTE, identity)
-    for k in range(2, n - 1):
-        labels = AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(
-            centroids
+    touched = np.vstack([np.asarray(m_items[:, topic == t].sum(axis=1)).ravel() > 0 for t in t_ids])
+    touched = touched.astype(np.float64)
+    co = touched @ touched.T
+    size = np.maximum(np.diag(co), 1.0)
+    lift = co * max(touched.shape[1], 1) / np.outer(size, size)  # > 1: the same users mix the two topics
+    centroids = np.vstack([_unit(x[topic == t].mean(axis=0, keepdims=True))[0] for t in t_ids])
+    text_sim = np.clip(centroids @ centroids.T, 0.0, 1.0)
+    mix = np.clip(np.log(np.maximum(lift, 1e-9)), 0.0, None)
+    off = ~np.eye(n, dtype=bool)
+    mix = np.minimum(mix / max(float(mix[off].max(initial=0.0)), 1e-9), 1.0)
+    # topics a user moves between from one event to the next
+    flow = steps / np.sqrt(np.outer(steps.sum(axis=1), steps.sum(axis=1)) + 1e-9)
+    flow = np.minimum(flow / max(float(flow[off].max(initial=0.0)), 1e-9), 1.0)
+    sim = (
+        TOPIC_USER_WEIGHT * (STEP_WEIGHT * flow + (1 - STEP_WEIGHT) * mix)
+        + (1 - TOPIC_USER_WEIGHT) * text_sim
+    )
+    dist = 1.0 - sim
+    np.fill_diagonal(dist, 0.0)
+    best: tuple[float, np.ndarray] = (-1.0, identity)
+    # a real level above the topics: about three to five topics a domain, as for flat labels
+    for k in range(max(2, -(-n // 5)), max(2, n // 3) + 1):
+        if k >= n:
+            break
+        labels = AgglomerativeClustering(n_clusters=k, metric="precomputed", linkage="average").fit_predict(
+            dist
         )
-        s = float(silhouette_score(centroids, labels, metric="cosine"))
+        s = float(silhouette_score(dist, labels, metric="precomputed"))
         if s > best[0]:
             best = (s, np.asarray(labels, dtype=np.int64))
-    return best[1], (best[0] if best[1] is not identity else 0.0)
+    return best[1], max(best[0], 0.0)
 
 
 def _from_clusters(touched: UserItems, catalog: Catalog, seed: int) -> ItemGroups:
@@ -339,53 +580,50 @@ def _from_clusters(touched: UserItems, catalog: Catalog, seed: int) -> ItemGroup
     if not touched.items:
         return groups
     items, behaviour, text = item_vectors(touched, catalog, seed)
-    x = np.hstack([np.sqrt(BEHAVIOUR_WEIGHT) * behaviour, np.sqrt(1 - BEHAVIOUR_WEIGHT) * text])
+    x = _joined(behaviour, text)
     n = len(items)
     k_max = max(2, min(60, n // 4))
     ks = sorted({k for k in (*range(2, 13), 16, 20, 25, 30, 40, 50, 60) if k <= k_max})
     topic = _choose_k(x, ks, seed)
     t_ids = sorted(set(topic.tolist()))
-    centroids = np.vstack([_unit(x[topic == t].mean(axis=0, keepdims=True))[0] for t in t_ids])
-    domain_of, silhouette = _group_topics(centroids, seed)
+    m, _ = touched.matrix()
+    t_pos = {t: k for k, t in enumerate(t_ids)}
+    row = {i: k for k, i in enumerate(items)}
+    steps = np.zeros((len(t_ids), len(t_ids)))
+    for (a, b), c in touched.steps().items():
+        ta, tb = t_pos[int(topic[row[a]])], t_pos[int(topic[row[b]])]
+        if ta != tb:
+            steps[ta, tb] += c
+            steps[tb, ta] += c
+    domain_of, silhouette = _group_topics(topic, t_ids, x, m, steps)
     groups.metrics = {
         "topics": float(len(t_ids)),
         "domains": float(len(set(domain_of.tolist()))),
         "domain_silhouette": round(silhouette, 4),
     }
-    words = [_item_words(catalog, i) for i in items]
     t_key = {t: f"c{int(domain_of[k]) + 1}.{k + 1}" for k, t in enumerate(t_ids)}
     for k, i in enumerate(items):
         tk = t_key[int(topic[k])]
-        groups.paths[i] = [tk.split(".")[0], tk]
+        groups.paths[i] = [[tk.split(".")[0], tk]]
     members: dict[str, list[int]] = {}
     for k, i in enumerate(items):
-        for key in groups.paths[i]:
+        for key in groups.paths[i][0]:
             members.setdefault(key, []).append(k)
-    groups.labels = _distinctive_labels(members, words)
+    words = item_title_words(catalog, items)
+    groups.labels = distinctive_names({k: v for k, v in members.items() if "." in k}, words, n_words=2)
+    # a domain by the leading word of each of its two largest topics: what it holds, not a word they share
+    for d_key in sorted(k for k in members if "." not in k):
+        tops = sorted((k for k in members if k.startswith(d_key + ".")), key=lambda k: (-len(members[k]), k))
+        heads = list(dict.fromkeys(groups.labels[k].split(" & ")[0] for k in tops))[:2]
+        groups.labels[d_key] = " & ".join(heads) if heads else f"Group {d_key}"
     return groups
 
 
-def _distinctive_labels(
-    members: Mapping[str, Sequence[int]], words: Sequence[Sequence[str]]
-) -> dict[str, str]:
-    """A label per group from its most distinctive words (c-TF-IDF), unique among the labels."""
-    df: Counter[str] = Counter(w for ws in words for w in set(ws))
-    n = max(len(words), 1)
-    labels: dict[str, str] = {}
-    used: set[str] = set()
-    for key, idx in sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        tf: Counter[str] = Counter(w for k in idx for w in set(words[k]))
-        scored = sorted(
-            tf, key=lambda w: (-(tf[w] / len(idx)) * np.log(1 + n / df[w]) if tf[w] >= 2 else 0.0, w)
-        )
-        top = [w for w in scored if tf[w] >= 2][:3] or scored[:2]
-        n_words = 2 if "." in key else 3
-        label = " / ".join(w.capitalize() for w in top[:n_words]) or f"Group {key}"
-        if label in used:
-            label = f"{label} ({key})"
-        used.add(label)
-        labels[key] = label
-    return labels
+def split_names(entry: str) -> list[str]:
+    """The level names of one catalogue category entry (a path string gives several)."""
+    from .category_levels import _split
+
+    return _split(entry, slash=False)
 
 
-__all__ = ["ItemGroups", "UserItems", "group_items", "item_vectors"]
+__all__ = ["ItemGroups", "UserItems", "group_items", "item_vectors", "split_names"]

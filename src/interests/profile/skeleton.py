@@ -8,19 +8,20 @@ the model later cites.
 
 Rules (documented in docs/schema.md, "How the hierarchy is built"):
 
-1. Each item has candidate keys from :class:`~interests.profile.item_groups.ItemGroups`
-   (its categories, a taxonomy path or cluster keys). A key's **support** is
-   the number of the user's events on items carrying it.
-2. **L1**: each item goes to its candidate with the most support (ties: the
-   earlier candidate in the item's list, i.e. the more general level of a
-   category path). A domain needs at least ``min_domain_events`` events and
+1. Each item has candidate paths ``[L1, L2]`` from :class:`~interests.profile.item_groups.ItemGroups`
+   (its informative category levels, a label group and its label, a taxonomy
+   path or cluster keys). A key's **support** is the number of the user's
+   events on items carrying it.
+2. **L1**: each item goes to the L1 key of its paths with the most support
+   (ties: the earlier path). A domain needs at least ``min_domain_events`` events and
    ``min_domain_share`` of the user's events; the items of a domain without
    support move to their next supported candidate, or stay out of the
    hierarchy ("below support"). At most ``max_domains`` domains, strongest
    first; the items of the others stay out too.
-3. **L2** inside each domain, by the same rule over the items' remaining
-   candidates (deeper categories, cluster keys), then their attribute values
-   (``brand: Ridgeline``). A topic needs ``min_topic_events`` events and
+3. **L2** inside each domain, by the same rule over the L2 keys of the
+   item's paths under that domain, then their attribute values (``brand:
+   Ridgeline``, named ``Ridgeline``; values most of the catalogue shares never
+   count). A topic needs ``min_topic_events`` events and
    ``min_topic_share`` of its domain. Items without a supported topic form
    one more topic ("other"), or join the domain's single topic. At most
    ``max_topics`` topics a domain; the smallest are folded into "other".
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..events import Catalog, Event, UserHistory
+from .group_names import attribute_label
 
 if TYPE_CHECKING:
     from .item_groups import ItemGroups
@@ -151,27 +153,38 @@ def build_skeleton(
     last: dict[str, int] = {e.item_id: k for k, e in enumerate(history.events)}
     items = sorted(events, key=lambda i: last[i])  # oldest last interaction first
     total = sum(events.values())
-    cands = {i: groups.candidates(i) for i in items}
+    paths = {i: groups.candidates(i) for i in items}
+    l1 = {i: list(dict.fromkeys(p[0] for p in paths[i])) for i in items}
     domains_map, left = _assign(
-        items, cands, events, r.min_domain_events, r.min_domain_share, total, r.max_domains
+        items, l1, events, r.min_domain_events, r.min_domain_share, total, r.max_domains
     )
+    common = set(groups.common_attributes)
     domains: list[SkeletonDomain] = []
     for dkey, d_items in domains_map.items():
         d_events = sum(events[i] for i in d_items)
-        # deeper categories (or cluster keys) first; attribute values only for items left without one
+        # the next level under this domain first; attribute values only for items left without one
         t_map, t_loose = _assign(
             d_items,
-            {i: [k for k in cands[i] if k != dkey] for i in d_items},
+            {i: list(dict.fromkeys(p[1] for p in paths[i] if p[0] == dkey and len(p) > 1)) for i in d_items},
             events,
             r.min_topic_events,
             r.min_topic_share,
             d_events,
             r.max_topics if len(d_items) > 1 else 1,
         )
+        attr_labels: dict[str, str] = {}
         if t_loose and r.max_topics > len(t_map):
+            attr_cands: dict[str, list[str]] = {}
+            for i in t_loose:
+                attr_cands[i] = []
+                for a, v in cat.get_item(i).attributes.items():
+                    key = f"{a}: {v}"
+                    if v and key not in common:
+                        attr_cands[i].append(key)
+                        attr_labels[key] = attribute_label(a, v)
             by_attr, t_loose = _assign(
                 t_loose,
-                {i: [f"{a}: {v}" for a, v in cat.get_item(i).attributes.items() if v] for i in t_loose},
+                attr_cands,
                 events,
                 r.min_topic_events,
                 r.min_topic_share,
@@ -182,8 +195,8 @@ def build_skeleton(
         topics = [
             SkeletonTopic(
                 key=tkey,
-                label=groups.label(tkey),
-                source=groups.source if tkey in groups.labels else "attribute",
+                label=attr_labels[tkey] if tkey in attr_labels else groups.label(tkey),
+                source="attribute" if tkey in attr_labels else groups.kind(tkey),
                 item_ids=ids,
                 n_events=sum(events[i] for i in ids),
             )
@@ -214,7 +227,7 @@ def build_skeleton(
         for t in topics:
             t.item_ids.sort(key=lambda i: order[i])
         topics.sort(key=lambda t: (t.source == OTHER, -t.n_events, t.key))
-        domains.append(SkeletonDomain(dkey, groups.label(dkey), groups.source, topics, d_events))
+        domains.append(SkeletonDomain(dkey, groups.label(dkey), groups.kind(dkey), topics, d_events))
     domains.sort(key=lambda d: (-d.n_events, d.key))
     if not domains and items:
         if r != TINY:  # a short history: every group it has counts

@@ -36,10 +36,12 @@ from .grounding import (
     name_is_sound,
     summary_is_sound,
 )
+from .group_names import distinctive_words
 from .signals import UserSignals, subset_trend
 from .skeleton import Skeleton, SkeletonDomain, SkeletonTopic
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_COUNTER = re.compile(r"\(\s*\d+\s*\)|#\s*\d+$|^group \d+$")
 #: words of a node's catalogue text a name must share (by this prefix length) to be about the node
 PREFIX = 4
 
@@ -69,17 +71,24 @@ def node_name_ok(
     item_ids: set[str],
     foreign: set[str],
     attribute_values: set[str] = frozenset(),  # type: ignore[assignment]
+    reviews: Sequence[str] = (),
 ) -> bool:
     """Whether a model's name can stand for a node.
 
     Rejected: debris or loops (``A: A: A:``, ``Bop Bop``), fewer than three
-    letters, an item id or title, a bare attribute value (a brand is not an
+    letters, an attribute dump (``main_cat: Gift Cards``: any colon), a
+    counter (``Drama (2)``), an item id or title, a fragment of the user's own
+    reviews (``Five Stars``), a bare attribute value (a brand is not an
     interest), the name of a group the node's items do not belong to
     (``foreign``), and a name with no word from the node's own catalogue text.
     """
     n = _norm(name)
     words = _content_words(name)
     if not n or not words or not name_is_sound(name) or sum(c.isalpha() for c in n) < 3:
+        return False
+    if ":" in n or _COUNTER.search(n):
+        return False
+    if (len(n.split()) >= 2 and any(n in r for r in reviews)) or any(r == n for r in reviews):
         return False
     raw = n.replace(":", " ").split()
     if any(a == b for a, b in pairwise(raw)) or max(Counter(raw).values()) >= 3:
@@ -99,6 +108,7 @@ class _Naming:
     titles: set[str]  # every title of the user's items: a copied title is not a name, whichever group
     item_ids: set[str]
     domain_vocabulary: dict[str, set[str]]  # domain key -> word prefixes of its items' catalogue text
+    reviews: list[str] = field(default_factory=list)  # the user's own texts, normalised
     used: set[str] = field(default_factory=set)
 
     def vocabulary(self, node: SkeletonDomain | SkeletonTopic) -> set[str]:
@@ -120,6 +130,7 @@ def _name(
     used: set[str],
     foreign: set[str],
     check_attributes: bool,
+    parent: str | None = None,
 ) -> tuple[str, NameSource]:
     items = [naming.catalog.get_item(i) for i in node.item_ids]
     clean = " ".join((model_name or "").split()).strip(" .-:")
@@ -132,16 +143,46 @@ def _name(
         attribute_values={_norm(v) for it in items for v in it.attributes.values()}
         if check_attributes
         else set(),
+        reviews=naming.reviews,
     )
     if ok and _norm(clean) not in used:
         used.add(_norm(clean))
         return clean, "model"
-    label = node.label
-    k = 2
-    while _norm(label) in used:
-        label, k = f"{node.label} ({k})", k + 1
+    label = _unique_label(node, parent, naming, used)
     used.add(_norm(label))
     return label, "computed"
+
+
+def _unique_label(
+    node: SkeletonDomain | SkeletonTopic, parent: str | None, naming: _Naming, used: set[str]
+) -> str:
+    """The node's computed label, made unique in the profile with words, never with a counter.
+
+    Tried in turn: the label; for a topic, the label with its domain's name
+    (``Books (Kids)``); the words most distinctive of the node's titles
+    against the catalogue, without the label's own words (``Starbucks &
+    Coffee``); the label with those words.
+    """
+    label = node.label
+    if _norm(label) not in used:
+        return label
+    options = [f"{label} ({parent})"] if parent and _norm(parent) != _norm(label) else []
+    taken = {w[:PREFIX] for w in _content_words(label)}
+    words = " & ".join(
+        w
+        for w in distinctive_words(node.item_ids, naming.catalog, n_words=3).split(" & ")
+        if w and w.casefold()[:PREFIX] not in taken
+    )
+    if words:
+        options += [words, f"{label} ({words})"]
+    for option in options:
+        if _norm(option) not in used:
+            return option
+    extra = distinctive_words(node.item_ids, naming.catalog, n_words=4) or "more"
+    option = f"{label} ({extra})"
+    while _norm(option) in used:
+        option += " +"
+    return option
 
 
 def ground_skeleton(
@@ -173,6 +214,7 @@ def ground_skeleton(
         titles={_norm(cat.get_item(i).title) for i in by_item if cat.get_item(i).title},
         item_ids={i.casefold() for i in by_item},
         domain_vocabulary={d.key: node_vocabulary(d.item_ids, cat, d.label) for d in skeleton.domains},
+        reviews=[_norm(e.text) for e in history.events if e.text],
     )
     used = naming.used
     mass = event_mass(history.events, half_life_days, as_of)
@@ -200,10 +242,10 @@ def ground_skeleton(
                 t,
                 d.key,
                 naming,
-                # a domain's single topic may share its name ("Baking" > "Baking")
-                used - {_norm(d_name)} if len(d.topics) == 1 else used,
+                used,
                 (labels | _all_categories(cat)) - t_own,
                 False,
+                parent=d_name,
             )
             used.add(_norm(t_name))
             from_model += t_src == "model"
