@@ -108,6 +108,7 @@ def vectors() -> list[dict[str, Any]]:
 
     from sklearn.metrics import adjusted_rand_score
 
+    import interests.profile.item_clusters as ic
     import interests.profile.item_groups as ig
     from interests.llm.fake import FakeBackend
     from interests.profile.extract import extract_profiles
@@ -121,8 +122,8 @@ def vectors() -> list[dict[str, Any]]:
         "examples-no-categories": generate(n_users=24, seed=0, categories=False),
         "planted-b-no-categories": generate_planted_b(categories=False),
     }
-    settings = [(0.0, 0.35), (0.5, 0.35), (0.7, 0.35), (0.5, 0.15)]
-    defaults = (ig.BEHAVIOUR_WEIGHT, ig.MIN_DOMAIN_SILHOUETTE)
+    settings = [(0.0, 0.8), (0.5, 0.8), (0.7, 0.8), (0.5, 0.4)]
+    defaults = (ic.BEHAVIOUR_WEIGHT, ic.TOPIC_USER_WEIGHT)
     try:
         for name, data in datasets.items():
             histories = planted_histories(data)
@@ -131,8 +132,8 @@ def vectors() -> list[dict[str, Any]]:
                 "item_domain": data.item_domain,
                 "item_topic": data.item_topic,
             }
-            for weight, silhouette in settings:
-                ig.BEHAVIOUR_WEIGHT, ig.MIN_DOMAIN_SILHOUETTE = weight, silhouette
+            for weight, users in settings:
+                ic.BEHAVIOUR_WEIGHT, ic.TOPIC_USER_WEIGHT = weight, users
                 groups = ig.group_items(histories, data.catalog)
                 ids = list(groups.paths)
                 out = Path(tempfile.mkdtemp()) / "profiles.jsonl"
@@ -141,10 +142,10 @@ def vectors() -> list[dict[str, Any]]:
                 row = {
                     "dataset": name,
                     "behaviour_weight": weight,
-                    "min_domain_silhouette": silhouette,
+                    "topic_user_weight": users,
                     "topic_ari": round(
                         adjusted_rand_score(
-                            [data.item_topic[i] for i in ids], [groups.paths[i][-1] for i in ids]
+                            [data.item_topic[i] for i in ids], [groups.paths[i][0][-1] for i in ids]
                         ),
                         4,
                     ),
@@ -153,7 +154,7 @@ def vectors() -> list[dict[str, Any]]:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     finally:
-        ig.BEHAVIOUR_WEIGHT, ig.MIN_DOMAIN_SILHOUETTE = defaults
+        ic.BEHAVIOUR_WEIGHT, ic.TOPIC_USER_WEIGHT = defaults
     return rows
 
 

@@ -1,23 +1,20 @@
-"""Where each item may sit in a hierarchy: candidate group keys per item, from the data.
+"""Where each item may sit in a hierarchy: candidate paths ``[L1, L2]`` per item, from the data.
 
-One :class:`ItemGroups` is made per run (:func:`item_groups`) and read by every
+One :class:`ItemGroups` is made per run (:func:`group_items`) and read by every
 user's skeleton (:mod:`interests.profile.skeleton`). Three sources, chosen in order:
 
 * ``taxonomy``: a shared taxonomy built earlier (``interests taxonomy build``):
   each item's path is its (global domain, global topic).
-* ``category``: the catalogue's categories. An item's candidates are all its
-  categories in catalogue order; a category path (``Films > Sci-fi``) and a
-  flat label set (MovieLens genres) are both handled by the skeleton, which
-  picks for each user the candidate with the most of that user's events.
-* ``cluster``: catalogues without categories. Items are clustered on
-  behaviour (a truncated SVD of the user-item matrix: items that the same
-  users touch) joined with text (TF-IDF of title and description): topics by
-  KMeans, domains by grouping topics whose centroids are close. Text alone
-  fails when items of a topic share no words; behaviour alone fails for
-  items few users touched; the measured comparison is in docs/benchmarks.md.
+* ``category``: the catalogue's informative category levels
+  (:mod:`interests.profile.category_levels`): L1 the first level that tells
+  items apart, L2 the next; a one-level group is cut into item clusters; a
+  flat label set gets groups of labels above it.
+* ``cluster``: catalogues with no informative level. Topics are clusters of
+  item vectors (behaviour + text), domains are groups of topics
+  (:mod:`interests.profile.item_clusters`).
 
 Labels: a category's label is its name; a cluster's label is made from the
-words most distinctive of its items' titles (c-TF-IDF).
+words most distinctive of its items' titles (:mod:`interests.profile.group_names`).
 """
 
 from __future__ import annotations
@@ -25,9 +22,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,6 +33,7 @@ import numpy as np
 from ..events import Catalog, UserHistory
 from .category_levels import CategoryLevels, category_levels, label_counts
 from .group_names import distinctive_names, item_title_words, label_group_name
+from .item_clusters import choose_k, group_topics, item_vectors, joined, unit
 
 if TYPE_CHECKING:
     from ..taxonomy.model import Taxonomy
@@ -45,21 +42,12 @@ Source = Literal["taxonomy", "category", "cluster"]
 
 #: a catalogue "has categories" when at least this share of the logged items carry one
 CATEGORY_COVERAGE = 0.5
-#: dimensions of the behaviour and text item vectors used for clustering
-BEHAVIOUR_DIM = 16
-TEXT_DIM = 32
-#: relative weight of behaviour against text in the joined item vector
-BEHAVIOUR_WEIGHT = 0.5
 #: format of the saved groups (1: a flat list of keys per item; 2: candidate paths per item)
 FORMAT = 2
 #: a one-level catalogue with more labels than this gets an L1 of label groups above them
 MAX_FLAT_DOMAINS = 8
 #: weight of shared items against users and text when grouping flat labels
 LABEL_ITEM_WEIGHT = 0.4
-#: weight of shared users against text when grouping topics into domains (catalogues without categories)
-TOPIC_USER_WEIGHT = 0.8
-#: within that, weight of moves from one topic to another between consecutive events against shared users
-STEP_WEIGHT = 0.8
 #: an L1 group of a one-level catalogue is cut into item clusters from this many items
 MIN_SUBCLUSTER_ITEMS = 6
 #: at most this many clusters inside one L1 group, and the silhouette they must reach
@@ -67,10 +55,6 @@ MAX_SUBCLUSTERS = 6
 SUBCLUSTER_SILHOUETTE = 0.1
 #: an attribute value on more than this share of the logged items never makes a topic
 COMMON_ATTRIBUTE_SHARE = 0.5
-#: KMeans on at most this many items when choosing the number of clusters
-SELECTION_SAMPLE = 4000
-
-_WORD = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
 
 
 @dataclass
@@ -343,12 +327,12 @@ def _split_flat_domains(groups: ItemGroups, touched: UserItems, catalog: Catalog
         return
     items, behaviour, text = item_vectors(touched, catalog, seed)
     row = {i: k for k, i in enumerate(items)}
-    x = _joined(behaviour, text)
+    x = joined(behaviour, text)
     words = item_title_words(catalog, items)
     split = 0
     for d, ids in sorted(flat.items()):
         idx = [row[i] for i in ids if i in row]
-        sub = _choose_k(
+        sub = choose_k(
             x[idx], range(2, min(MAX_SUBCLUSTERS, len(idx) // 3) + 1), seed, floor=SUBCLUSTER_SILHOUETTE
         )
         if len(set(sub.tolist())) < 2:
@@ -393,12 +377,12 @@ def _label_groups(
     share = incidence / np.maximum(incidence.sum(axis=1, keepdims=True), 1.0)
     vec = np.hstack(
         [
-            np.sqrt(LABEL_ITEM_WEIGHT) * _unit(incidence),
-            np.sqrt((1 - LABEL_ITEM_WEIGHT) / 2) * _unit(share @ behaviour),
-            np.sqrt((1 - LABEL_ITEM_WEIGHT) / 2) * _unit(share @ text),
+            np.sqrt(LABEL_ITEM_WEIGHT) * unit(incidence),
+            np.sqrt((1 - LABEL_ITEM_WEIGHT) / 2) * unit(share @ behaviour),
+            np.sqrt((1 - LABEL_ITEM_WEIGHT) / 2) * unit(share @ text),
         ]
     )
-    vec = _unit(vec)
+    vec = unit(vec)
     best: tuple[float, np.ndarray] | None = None
     # a few labels a group (about 3 to 5): Ward on unit vectors keeps groups of similar size
     for k in range(max(2, -(-len(labels) // 5)), max(2, len(labels) // 3) + 1):
@@ -443,148 +427,16 @@ def _from_taxonomy(items: Sequence[str], catalog: Catalog, taxonomy: Taxonomy) -
     return groups
 
 
-# ---- clusters ----------------------------------------------------------------------------------------
-
-
-def _words(text: str) -> list[str]:
-    return [w.casefold() for w in _WORD.findall(text) if len(w) >= 3]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(n == 0, 1.0, n)
-
-
-def _joined(behaviour: np.ndarray, text: np.ndarray) -> np.ndarray:
-    return np.hstack([np.sqrt(BEHAVIOUR_WEIGHT) * behaviour, np.sqrt(1 - BEHAVIOUR_WEIGHT) * text])
-
-
-def item_vectors(
-    touched: UserItems, catalog: Catalog, seed: int = 0
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Items (by id) and their (behaviour, text) unit vectors: SVD of the user-item matrix, SVD of TF-IDF."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    m, items = touched.matrix()
-    # items x users, each user row scaled by 1/sqrt(activity) so heavy users do not dominate
-    activity = np.asarray(m.sum(axis=1)).ravel()
-    scale = 1.0 / np.sqrt(np.maximum(activity, 1.0))
-    mt = (m.multiply(scale[:, None])).T.tocsr()
-    behaviour = _svd(mt, BEHAVIOUR_DIM, seed)
-    texts = [" ".join(_item_words(catalog, i)) for i in items]
-    if any(texts):
-        tfidf = TfidfVectorizer(min_df=1, sublinear_tf=True, token_pattern=r"(?u)\b\w\w+\b").fit_transform(
-            texts
-        )
-        text = _svd(tfidf, TEXT_DIM, seed)
-    else:
-        text = np.zeros((len(items), 1))
-    return items, _unit(behaviour), _unit(text)
-
-
-def _svd(x: Any, dim: int, seed: int) -> np.ndarray:
-    from sklearn.decomposition import TruncatedSVD
-
-    n_min = min(x.shape)
-    k = max(1, min(dim, n_min - 1))
-    if n_min <= 1:
-        return np.asarray(x.toarray(), dtype=np.float64)
-    return np.asarray(TruncatedSVD(n_components=k, random_state=seed).fit_transform(x), dtype=np.float64)
-
-
-def _item_words(catalog: Catalog, item_id: str) -> list[str]:
-    item = catalog.get_item(item_id)
-    return _words(" ".join([item.title, item.description, *item.attributes.values()]))
-
-
-def _choose_k(x: np.ndarray, ks: Iterable[int], seed: int, floor: float | None = None) -> np.ndarray:
-    """KMeans labels for the k in ``ks`` with the best silhouette (on a sample for big inputs).
-
-    One cluster (all zeros) when no k reaches ``floor``.
-    """
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import silhouette_score
-
-    n = len(x)
-    if n < 3:
-        return np.zeros(n, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, SELECTION_SAMPLE, replace=False)) if n > SELECTION_SAMPLE else np.arange(n)
-    best: tuple[float, int] | None = None
-    for k in ks:
-        if not 2 <= k < len(sample):
-            continue
-        labels = KMeans(k, n_init=4, random_state=seed).fit_predict(x[sample])
-        if len(set(labels.tolist())) < 2:
-            continue
-        s = float(silhouette_score(x[sample], labels))
-        if (floor is None or s >= floor) and (best is None or s > best[0]):
-            best = (s, k)
-    if best is None:
-        return np.zeros(n, dtype=np.int64)
-    return np.asarray(KMeans(best[1], n_init=4, random_state=seed).fit_predict(x), dtype=np.int64)
-
-
-def _group_topics(
-    topic: np.ndarray, t_ids: Sequence[int], x: np.ndarray, m_items: Any, steps: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """Domains as groups of topics whose items the same users mix and whose text is close.
-
-    Each topic is described by its users (which users touched its items) and
-    its mean item vector; topics are grouped agglomeratively (cosine) into the
-    number of domains with the best silhouette. Fewer than four topics make one
-    domain each only when they share no users.
-    """
-    from sklearn.cluster import AgglomerativeClustering
-    from sklearn.metrics import silhouette_score
-
-    n = len(t_ids)
-    identity = np.arange(n, dtype=np.int64)
-    if n < 3:
-        return identity, 0.0
-    touched = np.vstack([np.asarray(m_items[:, topic == t].sum(axis=1)).ravel() > 0 for t in t_ids])
-    touched = touched.astype(np.float64)
-    co = touched @ touched.T
-    size = np.maximum(np.diag(co), 1.0)
-    lift = co * max(touched.shape[1], 1) / np.outer(size, size)  # > 1: the same users mix the two topics
-    centroids = np.vstack([_unit(x[topic == t].mean(axis=0, keepdims=True))[0] for t in t_ids])
-    text_sim = np.clip(centroids @ centroids.T, 0.0, 1.0)
-    mix = np.clip(np.log(np.maximum(lift, 1e-9)), 0.0, None)
-    off = ~np.eye(n, dtype=bool)
-    mix = np.minimum(mix / max(float(mix[off].max(initial=0.0)), 1e-9), 1.0)
-    # topics a user moves between from one event to the next
-    flow = steps / np.sqrt(np.outer(steps.sum(axis=1), steps.sum(axis=1)) + 1e-9)
-    flow = np.minimum(flow / max(float(flow[off].max(initial=0.0)), 1e-9), 1.0)
-    sim = (
-        TOPIC_USER_WEIGHT * (STEP_WEIGHT * flow + (1 - STEP_WEIGHT) * mix)
-        + (1 - TOPIC_USER_WEIGHT) * text_sim
-    )
-    dist = 1.0 - sim
-    np.fill_diagonal(dist, 0.0)
-    best: tuple[float, np.ndarray] = (-1.0, identity)
-    # a real level above the topics: about three to five topics a domain, as for flat labels
-    for k in range(max(2, -(-n // 5)), max(2, n // 3) + 1):
-        if k >= n:
-            break
-        labels = AgglomerativeClustering(n_clusters=k, metric="precomputed", linkage="average").fit_predict(
-            dist
-        )
-        s = float(silhouette_score(dist, labels, metric="precomputed"))
-        if s > best[0]:
-            best = (s, np.asarray(labels, dtype=np.int64))
-    return best[1], max(best[0], 0.0)
-
-
 def _from_clusters(touched: UserItems, catalog: Catalog, seed: int) -> ItemGroups:
     groups = ItemGroups("cluster")
     if not touched.items:
         return groups
     items, behaviour, text = item_vectors(touched, catalog, seed)
-    x = _joined(behaviour, text)
+    x = joined(behaviour, text)
     n = len(items)
     k_max = max(2, min(60, n // 4))
     ks = sorted({k for k in (*range(2, 13), 16, 20, 25, 30, 40, 50, 60) if k <= k_max})
-    topic = _choose_k(x, ks, seed)
+    topic = choose_k(x, ks, seed)
     t_ids = sorted(set(topic.tolist()))
     m, _ = touched.matrix()
     t_pos = {t: k for k, t in enumerate(t_ids)}
@@ -595,7 +447,7 @@ def _from_clusters(touched: UserItems, catalog: Catalog, seed: int) -> ItemGroup
         if ta != tb:
             steps[ta, tb] += c
             steps[tb, ta] += c
-    domain_of, silhouette = _group_topics(topic, t_ids, x, m, steps)
+    domain_of, silhouette = group_topics(topic, t_ids, x, m, steps)
     groups.metrics = {
         "topics": float(len(t_ids)),
         "domains": float(len(set(domain_of.tolist()))),
