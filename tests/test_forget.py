@@ -234,3 +234,59 @@ def test_delete_user_in_the_api(world: dict[str, Any]) -> None:
         assert served.state.interests.store.profile(user) is None  # a refresh in flight did not revive it
     for name in ("profiles.events.jsonl", "profiles.jsonl", "model/config.json"):  # what it was given
         assert name not in occurrences(work, [user, other, secret(user), secret(other)])
+
+
+def test_partition_files_are_cleaned_and_unknown_formats_are_reported(
+    example_logs_dir: Path, tmp_path: Path
+) -> None:
+    from interests.ingest.partition import partition_logs
+
+    out = tmp_path / "out"
+    partition_logs(example_logs_dir / "events.csv", out / "profiles.parts", parts=3)
+    (out / "export.csv").write_text("user,item\nu001,i1\nu0010,i2\n")  # a file of yours: not rewritten
+    (out / "notes.md").write_text("# notes\nu001 asked to be forgotten\n")  # not a report of ours
+    res = CliRunner().invoke(cli, ["forget", "u001", "--from", str(out)])
+    assert res.exit_code == 1 and "2 file(s) still name a user" in res.output
+    assert "export.csv" in res.output and "notes.md" in res.output
+    assert set(occurrences(out, ["u001"])) == {"export.csv", "notes.md"}  # the partitions hold none
+    assert "u0010" in (out / "export.csv").read_text()  # ids are matched whole, not as a prefix
+    rows = [json.loads(line) for f in sorted((out / "profiles.parts").glob("*.jsonl")) for line in f.open()]
+    assert rows and {r[0] for r in rows} >= {"u002", "u003"} and "u001" not in {r[0] for r in rows}
+
+
+def test_sigkill_at_any_point_leaves_whole_files_and_a_rerun_finishes(world: dict[str, Any]) -> None:
+    """``interests forget`` in a process killed by SIGKILL at points spread over its run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from interests.recsys import TwoTower
+
+    run = [sys.executable, "-c", "from interests.cli import cli; cli()", "forget", *GONE, "--hash-user-ids"]
+    env = {**os.environ, KEY_ENV: KEY.decode(), "OMP_NUM_THREADS": "1"}
+    probe = world["root"] / "probe"
+    shutil.copytree(world["work"], probe)
+    t0 = time.monotonic()
+    subprocess.run([*run, "--from", str(probe)], env=env, check=True, capture_output=True)
+    full = time.monotonic() - t0
+    for n, share in enumerate((0.6, 0.85, 0.97)):
+        work = world["root"] / f"kill{n}"
+        shutil.copytree(world["work"], work)
+        proc = subprocess.Popen(
+            [*run, "--from", str(work)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(full * share)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for f in work.rglob("*.jsonl"):
+            data = f.read_bytes()
+            assert (data.endswith(b"\n") or not data) and len(list(iter_jsonl(f))) == data.count(b"\n")
+        try:
+            model = TwoTower.load(work / "model")
+            assert len(model.known.user_ids) == len(model.feats.has_profile)
+        except ConfigError as exc:
+            assert "interrupted" in str(exc)
+        done = subprocess.run([*run, "--from", str(work)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert occurrences(work, needles(GONE)) == {}

@@ -10,8 +10,9 @@
 * Parquet with a ``user_id`` column (taxonomy user vectors): drops the rows.
 * a trained model folder: drops the users' rows without retraining and marks
   the model (:mod:`interests.recsys.forget_rows`).
-* reports (``.html``, ``.md``) and orphaned ``*.tmp`` files that name a user:
-  deleted (a report is rendered from the profiles: render it again).
+* reports of ``interests report`` (``.html``, ``.md``) and orphaned ``*.tmp``
+  files that name a user: deleted (a report is rendered from the profiles:
+  render it again). Pages not made by ``interests report`` are left (and listed).
 
 Every rewrite is atomic (temp file, fsync, rename): a crash leaves each file
 old or new, never torn, and running :func:`forget` again finishes the job.
@@ -41,6 +42,8 @@ from .profile.store import replace_bytes
 #: fields of a quarantined row's raw text: a user id is one of them
 _FIELD_SPLIT = re.compile(r"[,\t;|\s\"'{}\[\]:]+")
 REPORT_SUFFIXES = (".html", ".htm", ".md", ".markdown")
+#: what ``interests report`` writes at the top of a page (a page of yours that names a user is left)
+_REPORT_MARK = re.compile(rb'<meta name="generator" content="interests |Generated [^\n]* by interests \d')
 
 
 @dataclass
@@ -190,7 +193,8 @@ def forget(
             continue
         name = f.name
         if name.endswith(".tmp") or name.endswith(REPORT_SUFFIXES):
-            if pattern.search(f.read_bytes()):
+            data = f.read_bytes()
+            if pattern.search(data) and (name.endswith(".tmp") or _REPORT_MARK.search(data[:4096])):
                 f.unlink()
                 what = "orphaned temp file" if name.endswith(".tmp") else "report (render it again)"
                 receipt.touched.append(Touched(str(f), "deleted", 0, what))
