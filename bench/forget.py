@@ -11,7 +11,10 @@ the forgotten users' ids, pseudonyms and review markers left in any file
 (bytes, Parquet also as a table), files touched, rows removed, seconds (the
 command, in-process), and for the remaining users the share of identical
 top-20 lists from the model folder before and after (rows dropped, weights
-kept). Results go to ``bench/results/forget.json``.
+kept). For scale, the same share against a retrain without the forgotten
+users (logs purged, same seed and settings), and against a retrain on the
+same data (how much training itself varies). Results go to
+``bench/results/forget.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -38,6 +42,38 @@ def top20(model_dir: Path, users: list[str]) -> dict[str, list[str]]:
     return {u: [r.item_id for r in model.recommend_items(u, k=20)] for u in users}
 
 
+def retrain(work: Path, logs: Path, out: Path) -> Path:
+    """``interests train`` as the world ran it, over ``logs`` and ``work``'s profiles and taxonomy."""
+    from click.testing import CliRunner
+    from interests.cli import cli
+
+    args = ["train", "--logs", str(logs / "events.csv"), "--logs", str(logs / "more.csv")]
+    args += ["--catalog", str(logs / "catalog.jsonl"), "--profiles", str(work / "profiles.jsonl")]
+    args += ["--taxonomy", str(work / "taxonomy"), "-o", str(out), "--epochs", "2"]
+    res = CliRunner().invoke(cli, [*args, "--quarantine", str(out.parent / "q.jsonl")])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def purged(logs: Path, out: Path, gone: list[str]) -> Path:
+    out.mkdir()
+    shutil.copy(logs / "catalog.jsonl", out / "catalog.jsonl")
+    for name in ("events.csv", "more.csv"):
+        rows = (logs / name).read_text().splitlines(keepends=True)
+        (out / name).write_text("".join(r for r in rows if r.split(",")[0] not in gone))
+    return out
+
+
+def share(a: dict[str, list[str]], b: dict[str, list[str]]) -> float:
+    """Share of users whose two top-20 lists are identical (items and order)."""
+    return sum(a[u] == b[u] for u in a) / len(a)
+
+
+def overlap(a: dict[str, list[str]], b: dict[str, list[str]]) -> float:
+    """Mean share of a user's top-20 items in both lists (order ignored)."""
+    return sum(len(set(a[u]) & set(b[u])) / max(1, len(a[u])) for u in a) / len(a)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, default=24)
@@ -54,11 +90,15 @@ def main() -> None:
         kept = users[args.forget :]
         before_hits = occurrences(work, needles(gone))
         before = top20(world["model"], kept)
+        same_data = top20(retrain(work, world["logs"], Path(tmp) / "retrain-same"), kept)
         receipt = interests.forget(gone, [work], hash_key=KEY)
         left = occurrences(work, needles(gone))
         after = top20(world["model"], kept)
         again = interests.forget(gone, [work], hash_key=KEY)
         same = sum(before[u] == after[u] for u in kept)
+        without = top20(
+            retrain(work, purged(world["logs"], Path(tmp) / "purged", gone), Path(tmp) / "rt"), kept
+        )
         touched = receipt.touched
         result = {
             "users": len(users),
@@ -75,6 +115,9 @@ def main() -> None:
             "second_run_changed": again.changed,
             "second_run_seconds": round(again.seconds, 2),
             "identical_top20_share": same / len(kept),
+            "identical_top20_share_retrain_without_them": share(before, without),
+            "top20_overlap_retrain_without_them": round(overlap(before, without), 3),
+            "identical_top20_share_retrain_same_data": share(before, same_data),
             "retrain": {Path(k).relative_to(work).as_posix(): v for k, v in receipt.retrain.items()},
         }
     print(json.dumps(result, indent=1))

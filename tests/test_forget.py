@@ -147,6 +147,16 @@ def test_update_extract_and_api_restart_do_not_bring_them_back(world: dict[str, 
     assert not set(GONE) & set(app.state.interests.store.user_ids())
     app.state.interests.queue.close()
     assert occurrences(work, needles(GONE)) == {}
+    # a retrain over the purged logs replaces the marked model and says so; the new one carries no mark
+    logs_args = ["--logs", str(logs / "events.csv"), "--logs", str(logs / "more.csv")]
+    res = CliRunner().invoke(
+        cli,
+        ["train", *logs_args, "--catalog", str(logs / "catalog.jsonl"), "--profiles", str(world["profiles"]),
+         "-o", str(world["model"]), "--epochs", "1", "--quarantine", str(work / "train.quarantine.jsonl")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "had been forgotten from" in res.stderr and TwoTower.load(world["model"]).forgotten is None
+    assert occurrences(work, needles(GONE)) == {}
 
 
 def test_a_crash_between_files_leaves_old_or_new_files_and_a_rerun_finishes(
