@@ -60,6 +60,12 @@ def forget(users: tuple[str, ...], paths: tuple[str, ...], hash_user_ids: bool, 
             else f"nothing to forget: no file under --from holds these {receipt.users} user(s)"
         )
         note(f"{verdict}; {receipt.files_scanned} files scanned in {receipt.seconds:.2f}s")
+    if receipt.needs_key:
+        raise click.ClickException(
+            f"{len(receipt.needs_key)} file(s) name users by pseudonym (written with --hash-user-ids), "
+            f"so these users may still be there: run again with --hash-user-ids and the key in "
+            f"$INTERESTS_HASH_KEY: {'; '.join(receipt.needs_key[:5])}"
+        )
     if receipt.left:
         listed = "; ".join(f"{p} ({n})" for p, n in list(receipt.left.items())[:5])
         raise click.ClickException(

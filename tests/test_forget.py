@@ -300,3 +300,19 @@ def test_sigkill_at_any_point_leaves_whole_files_and_a_rerun_finishes(world: dic
         done = subprocess.run([*run, "--from", str(work)], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert occurrences(work, needles(GONE)) == {}
+
+
+def test_pseudonyms_without_the_key_fail_rather_than_pass(world: dict[str, Any]) -> None:
+    work = world["work"]
+    res = CliRunner().invoke(cli, ["forget", *GONE, "--from", str(work)], env={KEY_ENV: ""})
+    assert res.exit_code == 1 and "--hash-user-ids" in res.output and "hashed/profiles.jsonl" in res.output
+    assert set(occurrences(work, needles(GONE))) == {"hashed/profiles.jsonl", "hashed/profiles.errors.jsonl"}
+    res = CliRunner().invoke(
+        cli, ["forget", *GONE, "--from", str(work), "--hash-user-ids"], env={KEY_ENV: ""}
+    )
+    assert res.exit_code == 1 and "INTERESTS_HASH_KEY" in res.output  # no key: refused, nothing guessed
+    res = CliRunner().invoke(
+        cli, ["forget", *GONE, "--from", str(work), "--hash-user-ids"], env={KEY_ENV: KEY.decode()}
+    )
+    assert res.exit_code == 0, res.output
+    assert occurrences(work, needles(GONE)) == {}

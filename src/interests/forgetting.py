@@ -19,6 +19,8 @@ old or new, never torn, and running :func:`forget` again finishes the job.
 Then every file is read again, bytes and all, and any that still names a user
 is listed in :attr:`ForgetReceipt.left` (a format this module does not know,
 logs you passed): the command fails on those rather than claim the user is gone.
+Files of pseudonyms searched without ``hash_key`` are listed in
+:attr:`ForgetReceipt.needs_key` (the command fails on those too).
 
 Users are given by raw id; with ``hash_key`` (the key of ``--hash-user-ids``)
 their pseudonyms are forgotten too. Logs are the users' source data: a run
@@ -65,6 +67,8 @@ class ForgetReceipt:
     files_scanned: int = 0
     touched: list[Touched] = field(default_factory=list)
     left: dict[str, int] = field(default_factory=dict)  # file -> occurrences of an id still in it
+    #: files of pseudonyms (``--hash-user-ids``) searched without the key: the users may still be there
+    needs_key: list[str] = field(default_factory=list)
     retrain: dict[str, list[str]] = field(default_factory=dict)  # model folder -> parts to retrain
     seconds: float = 0.0
 
@@ -199,6 +203,8 @@ def forget(
                 what = "orphaned temp file" if name.endswith(".tmp") else "report (render it again)"
                 receipt.touched.append(Touched(str(f), "deleted", 0, what))
         elif name.endswith(".jsonl"):
+            if hash_key is None and _pseudonymous(f):
+                receipt.needs_key.append(str(f))
             n = _forget_jsonl(f, ids, pattern)
             if n:
                 receipt.touched.append(Touched(str(f), "rewritten", n, "lines"))
@@ -214,6 +220,19 @@ def forget(
             receipt.left[str(f)] = hits
     receipt.seconds = time.perf_counter() - t0
     return receipt
+
+
+def _pseudonymous(path: Path) -> bool:
+    """Whether the first record of a JSON Lines file names its user by a pseudonym."""
+    from .profile.privacy import is_hashed
+
+    with path.open("rb") as f:
+        first = f.readline()
+    try:
+        d = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(d, dict) and is_hashed(str(d.get("user_id", "")))
 
 
 def _retrain_of(folder: Path) -> list[str]:
