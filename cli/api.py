@@ -159,8 +159,15 @@ def api(
             refresh=refresh,
             weight_shift=weight_shift,
         )
+    from interests.recsys.forget_rows import forgotten_note
+
+    model = TwoTower.load(model_dir)
+    marked = forgotten_note(model)
+    if marked:
+        note(marked)
+    siblings = [sibling_path(profiles, kind) for kind in ("history", "errors", "update", "quarantine")]
     app = create_app(
-        TwoTower.load(model_dir),
+        model,
         read_profiles(profiles),
         catalog=cat,
         events_log=log,
@@ -170,6 +177,7 @@ def api(
         queue_size=queue_size,
         max_body_bytes=max_body_bytes,
         max_events=max_events,
+        forget_paths=[profiles, *(p for p in siblings if p.exists()), model_dir],  # DELETE /users/{id}
     )
     state = app.state.interests
     words = f"new words from {llm} where the groups changed" if llm else "statistics only (no LLM)"

@@ -151,6 +151,9 @@ def train(
             use_gpu=worker_gpu,
             checkpoints=checkpoints,
         )
+    from interests.recsys.forget_rows import forgotten_in
+
+    replaced = forgotten_in(output)  # a model users were forgotten from: this retrain supersedes it
     log_opts, _ = split_options(options)
     parsed = read_logs_for(all_logs(logs, logs_option), output, **log_opts)
     profs = read_profiles(profiles) if profiles else None
@@ -177,6 +180,12 @@ def train(
         f"{tl.epochs} epochs in {tl.seconds:.1f}s{valid}, backbone {bb}, fusion {model.config.fusion}; "
         f"wrote {output}/"
     )
+    if replaced:
+        note(
+            f"{output} was a model {replaced.get('users', 0)} user(s) had been forgotten from "
+            "(`interests forget`); this retrain has no trace of them as long as the logs and "
+            "profiles no longer hold them"
+        )
     if as_json:
         summary = {
             "output": output,
@@ -264,6 +273,11 @@ def recommend(
     hierarchy (--domain, --topic, --avoid, --mix) or open new domains (--explore)."""
     from interests.pipeline import recommend as run
     from interests.recsys.explain import reason_lines
+    from interests.recsys.forget_rows import forgotten_note
+
+    marked = forgotten_note(model_dir)
+    if marked:
+        note(marked)
 
     seen = [i.strip() for i in (items or "").split(",") if i.strip()]
     out = run(

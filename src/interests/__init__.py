@@ -60,6 +60,8 @@ _EXPORTS: dict[str, str] = {
     "Taxonomy": "interests.taxonomy",
     "render_report": "interests.report",
     "write_report": "interests.report",
+    "forget": "interests.forgetting",
+    "ForgetReceipt": "interests.forgetting",
     "InterestsError": "interests.errors",
     "ConfigError": "interests.errors",
     "BackendError": "interests.errors",

@@ -3,9 +3,9 @@
 Endpoints: ``GET /users/{user_id}/recommendations`` (steered by ``?domain=``,
 ``?topic=``, ``?avoid=``, ``?mix=``; ``?explore=N`` slots for untouched domains,
 ordered by a Thompson-sampling bandit that posted events teach), ``GET /users/{user_id}/profile``,
-``POST /events``, ``GET /healthz``, ``GET /metrics``, plus FastAPI's ``/docs``
-and ``/openapi.json``. Posted events are written to the events log (one
-write and fsync per request) and folded into the user's history at once, so
+``POST /events``, ``DELETE /users/{user_id}`` (forget the user), ``GET /healthz``,
+``GET /metrics``, plus FastAPI's ``/docs`` and ``/openapi.json``. Posted events are
+written to the events log (one write and fsync per request) and folded into the user's history at once, so
 the next recommendation reads them; the user is then queued for a profile
 refresh in the background. On start the events log is read back, so a
 restart loses no accepted event.
@@ -36,7 +36,7 @@ from interests.profile.store import append_lines, iter_jsonl, repair
 from interests.recsys.explain import explanation_json, reason_lines
 
 from .metrics import Metrics
-from .middleware import Guard, check_bind, check_key
+from .middleware import Guard, check_bind, check_key, is_loopback
 from .refresh import ProfileRefresher, Refresher, RefreshQueue, default_refresher
 from .schemas import (
     MAX_ID_CHARS,
@@ -74,6 +74,7 @@ class Service:
     api_key: str | None
     write_lock: threading.Lock
     bandit: "DomainBandit"
+    forget_paths: tuple[Path, ...] = ()
 
     def feedback(self, events: list[Posted]) -> int:
         """Tell the explore bandit about posted events: an event in a domain an explore slot showed
@@ -143,6 +144,7 @@ def create_app(
     max_events: int = 10_000,
     cache_bytes: int = 256 << 20,
     stale_retry_s: float = 60.0,
+    forget_paths: Iterable[str | Path] = (),
 ) -> FastAPI:
     """The recommendation service over a trained ``model`` and users' ``profiles``.
 
@@ -157,6 +159,9 @@ def create_app(
     ``extract``); default: grouped once over every user's history.
     ``api_key``: required on every request but ``/healthz``. ``cache_bytes``:
     memory for cached per-user score rows (4 bytes an item a user).
+    ``forget_paths``: files and folders ``DELETE /users/{id}`` also forgets the
+    user in, besides the events log (``interests api`` passes the profiles file,
+    its siblings and the model folder).
     """
     from interests.recsys.explore import DomainBandit
 
@@ -181,8 +186,9 @@ def create_app(
     queue_box.append(refresh_queue)
     log_path = Path(events_log) if events_log is not None else None
     service = Service(
-        model, store, scorer, refresh_queue, metrics, log_path, api_key, threading.Lock(), DomainBandit()
-    )
+        model, store, scorer, refresh_queue, metrics, log_path, api_key, threading.Lock(), DomainBandit(),
+        tuple(Path(p) for p in forget_paths),
+    )  # fmt: skip
     if log_path is not None:
         _open_private(log_path)
         users, skipped = replay(log_path, store)
@@ -364,6 +370,17 @@ def create_app(
         return JSONResponse(
             {"accepted": len(accepted), "rejected": rejected, "users": users, "refresh": overall}
         )
+
+    @app.delete("/users/{user_id}", responses={403: {"model": ErrorOut}})
+    def delete_user(user_id: UserId, request: Request) -> Response:
+        """Forget the user: events, profile and trained row in memory, the events log and the files
+        the service was started on. Needs the API key; without one, only from loopback."""
+        client = request.client.host if request.client else ""
+        if api_key is None and not is_loopback(client):
+            raise HTTPException(403, "deleting a user needs an API key (--api-key) off loopback")
+        from .forget import forget_user
+
+        return JSONResponse(forget_user(service, user_id))
 
     @app.get("/healthz", response_model=HealthOut)
     async def healthz() -> Response:

@@ -344,6 +344,19 @@ class RefreshQueue:
             self._waiting.add(user_id)
             return "queued"
 
+    def forget(self, user_id: str) -> bool:
+        """Take ``user_id`` off the queue (``DELETE /users/{id}``); whether it was waiting."""
+        with self._lock:
+            self._waiting.discard(user_id)
+            with self._q.mutex:
+                n = self._q.queue.count(user_id)
+                for _ in range(n):
+                    self._q.queue.remove(user_id)
+                self._q.unfinished_tasks -= n
+                if n:
+                    self._q.not_full.notify(n)
+            return n > 0
+
     def waiting(self, user_id: str) -> bool:
         """Queued and not yet taken by the worker."""
         return user_id in self._waiting

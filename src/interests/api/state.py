@@ -97,6 +97,7 @@ class UserStore:
         self._changed: set[str] = set()  # users whose profile was replaced since loading
         self._version: dict[str, int] = {}
         self.stale: set[str] = set()  # users whose profile does not reflect their events yet
+        self._forgotten: set[str] = set()  # deleted: a refresh still in flight must not bring them back
         self.lock = threading.Lock()
 
     # ---- reading -------------------------------------------------------------------------------
@@ -194,6 +195,7 @@ class UserStore:
                 self._arrays[uid] = (items[order], times[order], ratings[order])
                 self._posted.setdefault(uid, []).extend(evs)
                 self._version[uid] = self._version.get(uid, 0) + 1
+                self._forgotten.discard(uid)  # posted again after a delete: a new user
                 out[uid] = len(items)
         return out
 
@@ -201,6 +203,8 @@ class UserStore:
         """Replace users' profiles (a refresh); their scores are recomputed on the next request."""
         with self.lock:
             for uid, p in profiles.items():
+                if uid in self._forgotten:
+                    continue
                 self._profiles[uid] = p
                 self._changed.add(uid)
                 self._version[uid] = self._version.get(uid, 0) + 1
@@ -209,7 +213,23 @@ class UserStore:
     def mark_stale(self, user_ids: Iterable[str]) -> None:
         ids = list(user_ids)  # before the lock: a generator may read the store
         with self.lock:
-            self.stale.update(ids)
+            self.stale.update(i for i in ids if i not in self._forgotten)
+
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Remove everything held about ``user_id``: posted events, profile, the trained row's use
+        (the user is cold from now on), version, stale mark. Returns what went."""
+        with self.lock:
+            gone = {
+                "posted_events": len(self._posted.pop(user_id, ())),
+                "profile": int(self._profiles.pop(user_id, None) is not None),
+                "trained_row": int(self._row.pop(user_id, None) is not None),
+            }
+            self._arrays.pop(user_id, None)
+            self._changed.discard(user_id)
+            self.stale.discard(user_id)
+            self._version[user_id] = self._version.get(user_id, 0) + 1  # no cached row is current
+            self._forgotten.add(user_id)
+            return gone
 
     def take_stale(self, n: int) -> list[str]:
         """Up to ``n`` stale users, removed from the stale set (the caller refreshes them)."""
@@ -285,6 +305,13 @@ class ScoreCache:
             while self._bytes > self.max_bytes and self._d:
                 _, (_, _, s) = self._d.popitem(last=False)
                 self._bytes -= s
+
+    def drop(self, user_id: str) -> None:
+        """Forget ``user_id``'s cached rows."""
+        with self._lock:
+            old = self._d.pop(user_id, None)
+            if old is not None:
+                self._bytes -= old[2]
 
     def __len__(self) -> int:
         return len(self._d)

@@ -135,13 +135,51 @@ def replace_lines(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
     os.replace(tmp, p)
 
 
+def write_temp(path: str | Path, data: bytes) -> Path:
+    """``data`` in ``<path>.tmp`` beside ``path``, fsync'd, with ``path``'s permissions when it exists:
+    the first half of an atomic replace (:func:`replace_bytes`; several files: rename them after)."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    mode = p.stat().st_mode & 0o777 if p.exists() else 0o644
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return tmp
+
+
+def fsync_dir(path: str | Path) -> None:
+    """fsync a folder, so the renames in it survive a power cut."""
+    fd = os.open(Path(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_bytes(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically (temp file, fsync, rename, fsync of the folder):
+    a crash leaves the old file or the new one, never a torn one. Keeps the file's permissions."""
+    p = Path(path)
+    os.replace(write_temp(p, data), p)
+    fsync_dir(p.parent)
+
+
 __all__ = [
     "append_lines",
     "done_users",
+    "fsync_dir",
     "iter_jsonl",
     "read_errors",
     "read_profiles",
     "repair",
+    "replace_bytes",
     "replace_lines",
     "rewrite_without",
+    "write_temp",
 ]

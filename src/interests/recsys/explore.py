@@ -137,6 +137,14 @@ class DomainBandit:
     def __len__(self) -> int:
         return len(self._d)
 
+    def forget(self, user: str) -> int:
+        """Drop every count of ``user`` (``DELETE /users/{id}``); returns how many entries went."""
+        with self._lock:
+            keys = [k for k in self._d if k[0] == user]
+            for k in keys:
+                del self._d[k]
+            return len(keys)
+
     def counts(self, user: str, domain: int) -> tuple[int, int]:
         """``(shown, clicked)`` of ``user`` x ``domain``."""
         with self._lock:

@@ -91,6 +91,8 @@ def save_model(model: TwoTower, out: Path) -> Path:
         "category_names": model.categories.names if model.categories is not None else None,
         "train_log": asdict(model.train_log) if model.train_log is not None else None,
     }
+    if model.forgotten:  # users dropped by `interests forget` since this model was trained
+        meta["forgotten"] = model.forgotten
     (out / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False) + "\n", encoding="utf-8")
     return out
 
@@ -110,6 +112,11 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
         raise ConfigError(
             f"{folder} is not a model folder (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
             "train one with `interests train`"
+        )
+    if (folder / "forget.pending.json").is_file():
+        raise ConfigError(
+            f"{folder}: an `interests forget` was interrupted while rewriting this model; "
+            "run the same `interests forget` again to finish it"
         )
     meta: dict[str, Any] = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     if meta.get("format_version") not in READABLE:
@@ -154,6 +161,7 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     model.scale = (float(sc[0]), float(sc[1])) if sc else None
     model.ref_time = meta.get("ref_time")
     model.profile_nodes = meta.get("profile_nodes") or {}
+    model.forgotten = meta.get("forgotten")
     if "categories.indptr" in t and meta.get("category_names") is not None:
         model.categories = ItemCategories(
             t["categories.indptr"], t["categories.indices"], list(meta["category_names"])

@@ -87,6 +87,7 @@ class TwoTower:
         self.scale: tuple[float, float] | None = None
         self.ref_time: float | None = None
         self.profile_nodes: dict[str, dict[str, str]] = {}
+        self.forgotten: dict[str, Any] | None = None  # set by `interests forget`: see recsys.forget_rows
         self.categories: ItemCategories | None = None  # every catalogue category of every item
         self.transitions: Any = None  # explore.Transitions between domains, from the training histories
         self._node_index: NodeIndex | None = None
