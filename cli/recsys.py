@@ -320,6 +320,14 @@ def recommend(
     show_default=True,
     help="Include the SASRec baseline (minutes per epoch on a CPU for 100k events).",
 )
+@click.option(
+    "--protocol",
+    type=click.Choice(["last", "time"]),
+    default="last",
+    show_default=True,
+    help="last: each user's last events are test; time: one global cut time, "
+    "test = each user's first event after it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {segment: {model: metrics}}.")
 @sdk_command
 def evaluate(
@@ -330,6 +338,7 @@ def evaluate(
     seeds: list[int],
     variants: str | None,
     sasrec: bool,
+    protocol: str,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -357,6 +366,7 @@ def evaluate(
         variants=chosen,
         profiles=prof,
         taxonomy=hashing_taxonomy(parsed.catalog) if prof else None,
+        protocol=protocol,
         **no_sasrec,
     )
     if as_json:

@@ -25,7 +25,7 @@ from .backbone import ItemWeights
 from .baselines import MostPopular, RecentPopular, rank
 from .data import from_user_histories, item_domains
 from .metrics import ndcg_at_k, summarize
-from .split import EvalCase, TemporalSplit
+from .split import EvalCase, GlobalTimeSplit, make_split
 
 if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog, UserHistory
@@ -82,6 +82,7 @@ def evaluate(
     cold_events: int = 3,
     argmax_rows: bool = False,
     sasrec_refit: bool = True,
+    protocol: str = "last",
 ) -> EvalResult:
     """Run the protocol on ``logs`` (``Logs`` or ``{user: UserHistory}``).
 
@@ -102,6 +103,11 @@ def evaluate(
     (the backbone unless the gain on valid exceeds its noise); ``argmax_rows``
     also reports each fused variant with the plain valid argmax, as
     ``<name> (argmax)``, scored from the same trained models.
+
+    ``protocol``: ``"last"`` (per-user leave-last-out, :class:`~interests.recsys.split.TemporalSplit`)
+    or ``"time"`` (one global cut time, :class:`~interests.recsys.split.GlobalTimeSplit`: test
+    targets are each user's first event after the cut; users with no event before it are new
+    users, not evaluated, counted in ``meta["new_users"]``). Everything else is the same.
     """
     from .backbone import ItemItemBackbone, SequenceBackbone, choose_backbone
     from .recommender import BACKBONE_KEYS, TwoTower
@@ -109,7 +115,7 @@ def evaluate(
     histories = getattr(logs, "histories", logs)
     catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
     data = from_user_histories(histories)
-    split = TemporalSplit.of(data)
+    split = make_split(data, protocol)
     domains = item_domains(data.item_ids, catalog)
     variants = VARIANTS if variants is None else variants
     cases = {(st, sg): split.case(st, sg, cold_events) for st in ("valid", "test") for sg in ("all", "cold")}
@@ -117,10 +123,14 @@ def evaluate(
         "users": data.n_users,
         "items": data.n_items,
         "events": int(sum(len(x) for x in data.items)),
+        "protocol": protocol,
         "eval_users": {f"{k[0]}-{k[1]}": len(c.users) for k, c in cases.items()},
         "chosen": {},
         "seconds": {},
     }
+    if isinstance(split, GlobalTimeSplit):
+        meta["cuts"] = {"valid": split.valid_cut, "test": split.test_cut}
+        meta["new_users"] = {st: split.counts(st)["new"] for st in ("valid", "test")}
     weights = {st: ItemWeights(cases[(st, "all")].fit) for st in ("valid", "test")}
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
 
@@ -218,7 +228,7 @@ def evaluate(
         from interests.events import UserHistory
 
         for stage in ("valid", "test"):
-            ends = split.n_train + (0 if stage == "valid" else split.n_valid)
+            ends = split.ends(stage)
             cut = {
                 u: UserHistory(u, histories[u].events[: int(e)])
                 for u, e in zip(data.user_ids, ends, strict=True)
