@@ -77,6 +77,13 @@ def _int_list(value: str, name: str | None) -> list[int]:
     help="Let --backbone-kind auto try SASRec too (most of the training time on a CPU).",
 )
 @click.option(
+    "--select-inputs/--no-select-inputs",
+    default=True,
+    show_default=True,
+    help="With --holdout, keep each user-side input group (history, item text, profile, taxonomy, "
+    "L3) only when it gains valid NDCG@20 beyond 2 standard errors.",
+)
+@click.option(
     "--loss", type=click.Choice(["sampled_softmax", "bce"]), default="sampled_softmax", show_default=True
 )
 @click.option(
@@ -122,6 +129,7 @@ def train(
     backbone: bool,
     backbone_kind: str,
     sasrec: bool,
+    select_inputs: bool,
     loss: str,
     encoder: str,
     workers: int | None,
@@ -165,6 +173,7 @@ def train(
         backbone=backbone,
         backbone_kind=backbone_kind,
         backbone_sasrec=sasrec,
+        select_inputs=select_inputs,
         loss=loss,
         encoder=encoder,
         distributed=distributed,
@@ -177,6 +186,14 @@ def train(
         f"{tl.epochs} epochs in {tl.seconds:.1f}s{valid}, backbone {bb}, fusion {model.config.fusion}; "
         f"wrote {output}/"
     )
+    ic = model.input_choice
+    if ic:
+        why = ", ".join(
+            f"{g} {'kept' if r['kept'] else 'dropped'} (gain {r['gain']:+.4f}, se {r['se']:.4f})"
+            for g, r in ic["groups"].items()
+        )
+        kept = ", ".join(ic["chosen"])
+        note(f"inputs chosen on valid (full model {ic['full_ndcg@20']:.4f}): {why}; kept {kept}")
     if as_json:
         summary = {
             "output": output,
@@ -188,6 +205,7 @@ def train(
             "holdout_ndcg@20": tl.best_valid,
             "backbone": model.backbone.describe() if model.backbone is not None else None,
             "fusion": model.config.fusion,
+            "inputs": model.input_choice,
             "seconds": tl.seconds,
             "workers": tl.workers,
             "epoch_seconds": tl.epoch_seconds,

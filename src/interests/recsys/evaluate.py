@@ -83,6 +83,7 @@ def evaluate(
     argmax_rows: bool = False,
     sasrec_refit: bool = True,
     protocol: str = "last",
+    select_inputs: bool = True,
 ) -> EvalResult:
     """Run the protocol on ``logs`` (``Logs`` or ``{user: UserHistory}``).
 
@@ -108,9 +109,16 @@ def evaluate(
     or ``"time"`` (one global cut time, :class:`~interests.recsys.split.GlobalTimeSplit`: test
     targets are each user's first event after the cut; users with no event before it are new
     users, not evaluated, counted in ``meta["new_users"]``). Everything else is the same.
+
+    ``select_inputs``: the ``two-tower`` variant is the model ``interests train`` ships, its input
+    groups chosen on valid (:func:`~interests.recsys.select.select_inputs`; the record is in
+    ``meta["chosen"]["two-tower"][seed]["inputs"]``); the other variants keep their fixed inputs.
     """
     from .backbone import ItemItemBackbone, SequenceBackbone, choose_backbone
+    from .baselines import user_ndcg
     from .recommender import BACKBONE_KEYS, TwoTower
+    from .select import candidate_groups
+    from .select import select_inputs as choose_inputs
 
     histories = getattr(logs, "histories", logs)
     catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
@@ -275,6 +283,35 @@ def evaluate(
                 valid=valid_map,
                 item_weights=weights["valid"],
             )
+            inputs = None
+            groups = candidate_groups(
+                m.config,
+                profiles=bool(prof.get("valid")),
+                taxonomy=tax.get("valid") is not None,
+                text=catalog is not None,
+            )
+            if select_inputs and name == "two-tower" and len(groups) > 1:
+
+                def fit_candidate(
+                    off: dict[str, bool],
+                    cfg: dict[str, Any] = cfg,
+                    v: EvalCase = v,
+                    valid_map: dict[str, list[str]] = valid_map,
+                ) -> Any:
+                    return TwoTower(**{**cfg, **off}).fit(
+                        v.fit,
+                        catalog=catalog,
+                        profiles=prof.get("valid"),
+                        taxonomy=tax.get("valid"),
+                        valid=valid_map,
+                        item_weights=weights["valid"],
+                    )
+
+                def per_user(mm: Any, v: EvalCase = v) -> np.ndarray:
+                    return user_ndcg(mm.score(v.query, profiles=prof.get("valid")), v.query, v.targets)
+
+                m, off, inputs = choose_inputs(fit_candidate, per_user, groups, full=m)
+                cfg = {**cfg, **off}
             epochs = max(1, m.train_log.best_epoch)
             fusion = {"all": m.config.fusion}
             picks = {"all": m.fusion_choice}
@@ -308,6 +345,7 @@ def evaluate(
                     "epochs": epochs,
                     "fusion": fusion,
                     "fusion_choice": picks,
+                    **({"inputs": inputs} if inputs is not None else {}),
                     "train_seconds": round(mt.train_log.seconds, 1),
                 }
             )
