@@ -90,7 +90,8 @@ def evaluate(
     ``profiles(key, histories)`` returns profiles for the users of
     ``histories`` (``{user: UserHistory}``) built from exactly those events
     (the protocol's cut of each user's log); ``key`` is ``"valid"``,
-    ``"test"``, ``"valid-cold"`` or ``"test-cold"``. ``taxonomy(key,
+    ``"test"``, ``"valid-cold"`` or ``"test-cold"``, prefixed ``"time-"`` under the time
+    protocol (its cuts are other events: a cache must keep them apart). ``taxonomy(key,
     profiles)`` builds a taxonomy from the ``"valid"`` / ``"test"`` profiles.
     Without them the profile and taxonomy inputs stay empty.
 
@@ -241,14 +242,15 @@ def evaluate(
                 u: UserHistory(u, histories[u].events[: int(e)])
                 for u, e in zip(data.user_ids, ends, strict=True)
             }
-            prof[stage] = profiles(stage, cut)
+            key = stage if protocol == "last" else f"{protocol}-{stage}"  # each protocol's own cache
+            prof[stage] = profiles(key, cut)
             cold = {
                 data.user_ids[u]: UserHistory(data.user_ids[u], cut[data.user_ids[u]].events[-cold_events:])
                 for u in cases[(stage, "cold")].users
             }
-            prof[f"{stage}-cold"] = profiles(f"{stage}-cold", cold)
+            prof[f"{stage}-cold"] = profiles(f"{key}-cold", cold)
             if taxonomy is not None and prof[stage]:
-                tax[stage] = taxonomy(stage, prof[stage])
+                tax[stage] = taxonomy(key, prof[stage])
     meta["profiles"] = {k: len(v) for k, v in prof.items()}
 
     # ---- the two-tower and its ablations -----------------------------------------------------
