@@ -22,7 +22,8 @@ data set (many steps an epoch) gets fewer epochs; a refit given ``epochs``
 stopping. ``negatives > 0`` trains with a sampled softmax instead of the
 full catalogue (that many uniform negatives shared by a batch, log-Q
 corrected) for catalogues where the full softmax dominates an epoch; it is
-off by default (not measured on a large catalogue yet). Each epoch logs a
+off by default (6-10x cheaper an epoch on ml-latest-small, but valid NDCG@20
+0.054 with 1,024 negatives against 0.130 with the full softmax). Each epoch logs a
 progress line with the time per epoch and an estimate of the time left.
 """
 
