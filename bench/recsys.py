@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also report each fused two-tower with the plain valid-argmax fusion (the rule before #15)",
     )
+    ap.add_argument(
+        "--protocol", default="last", choices=["last", "time"], help="leave-last-out or one global cut time"
+    )
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--speed-only", action="store_true", help="only measure speed (merged into .meta.json)")
     ap.add_argument("--out", default=None)
@@ -208,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         sasrec_grid=sasrec_grid(args.sasrec),
         argmax_rows=args.argmax_rows,
         sasrec_refit=not args.sasrec_no_refit,
+        protocol=args.protocol,
     )
     res.meta["seconds"]["total"] = round(time.perf_counter() - t, 1)
     res.meta["seeds"] = [int(s) for s in args.seeds.split(",")]

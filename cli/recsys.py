@@ -77,6 +77,13 @@ def _int_list(value: str, name: str | None) -> list[int]:
     help="Let --backbone-kind auto try SASRec too (most of the training time on a CPU).",
 )
 @click.option(
+    "--select-inputs/--no-select-inputs",
+    default=True,
+    show_default=True,
+    help="With --holdout, keep each user-side input group (history, item text, profile, taxonomy, "
+    "L3) only when it gains valid NDCG@20 beyond 2 standard errors.",
+)
+@click.option(
     "--loss", type=click.Choice(["sampled_softmax", "bce"]), default="sampled_softmax", show_default=True
 )
 @click.option(
@@ -122,6 +129,7 @@ def train(
     backbone: bool,
     backbone_kind: str,
     sasrec: bool,
+    select_inputs: bool,
     loss: str,
     encoder: str,
     workers: int | None,
@@ -168,6 +176,7 @@ def train(
         backbone=backbone,
         backbone_kind=backbone_kind,
         backbone_sasrec=sasrec,
+        select_inputs=select_inputs,
         loss=loss,
         encoder=encoder,
         distributed=distributed,
@@ -186,6 +195,14 @@ def train(
             "(`interests forget`); this retrain has no trace of them as long as the logs and "
             "profiles no longer hold them"
         )
+    ic = model.input_choice
+    if ic:
+        why = ", ".join(
+            f"{g} {'kept' if r['kept'] else 'dropped'} (gain {r['gain']:+.4f}, se {r['se']:.4f})"
+            for g, r in ic["groups"].items()
+        )
+        kept = ", ".join(ic["chosen"])
+        note(f"inputs chosen on valid (full model {ic['full_ndcg@20']:.4f}): {why}; kept {kept}")
     if as_json:
         summary = {
             "output": output,
@@ -197,6 +214,7 @@ def train(
             "holdout_ndcg@20": tl.best_valid,
             "backbone": model.backbone.describe() if model.backbone is not None else None,
             "fusion": model.config.fusion,
+            "inputs": model.input_choice,
             "seconds": tl.seconds,
             "workers": tl.workers,
             "epoch_seconds": tl.epoch_seconds,
@@ -334,6 +352,14 @@ def recommend(
     show_default=True,
     help="Include the SASRec baseline (minutes per epoch on a CPU for 100k events).",
 )
+@click.option(
+    "--protocol",
+    type=click.Choice(["last", "time"]),
+    default="last",
+    show_default=True,
+    help="last: each user's last events are test; time: one global cut time, "
+    "test = each user's first event after it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {segment: {model: metrics}}.")
 @sdk_command
 def evaluate(
@@ -344,6 +370,7 @@ def evaluate(
     seeds: list[int],
     variants: str | None,
     sasrec: bool,
+    protocol: str,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -371,6 +398,7 @@ def evaluate(
         variants=chosen,
         profiles=prof,
         taxonomy=hashing_taxonomy(parsed.catalog) if prof else None,
+        protocol=protocol,
         **no_sasrec,
     )
     if as_json:

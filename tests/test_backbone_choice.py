@@ -185,7 +185,7 @@ def test_a_folder_of_format_3_loads_with_its_ease_backbone(tmp_path: Path) -> No
         p for p in folder.iterdir() if p.suffix == ".json" and "config" in json.loads(p.read_text())
     )
     meta = json.loads(meta_path.read_text())
-    assert meta["format_version"] == 4
+    assert meta["format_version"] == 5
     meta["format_version"] = 3
     del meta["config"]["backbone_kind"]  # format 3 did not name it
     meta_path.write_text(json.dumps(meta))

@@ -70,3 +70,9 @@ def test_train_recommend_evaluate_round_trip(example_logs_dir: Path, tmp_path: P
     assert res.exit_code == 0, res.output
     quick = json.loads(res.output.strip().splitlines()[-1])
     assert "sasrec" not in quick["all"] and {"two-tower-history", "ease"} <= set(quick["all"])
+    # the global time cut: the same models, other targets
+    args = ["--seeds", "0", "--variants", "two-tower-history", "--no-sasrec", "--protocol", "time", "--json"]
+    res = runner.invoke(cli, ["evaluate", *logs, *args])
+    assert res.exit_code == 0, res.output
+    timed = json.loads(res.output.strip().splitlines()[-1])
+    assert set(timed["all"]) == set(quick["all"]) and timed["all"]["ease"] != quick["all"]["ease"]

@@ -32,7 +32,8 @@ def one_thread():  # type: ignore[no-untyped-def]
     torch.set_num_threads(n)
 
 
-def test_sasrec_ranks_the_planted_next_item_first(one_thread) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("negatives", [0, 8])  # the full softmax and a sampled one
+def test_sasrec_ranks_the_planted_next_item_first(one_thread, negatives: int) -> None:  # type: ignore[no-untyped-def]
     from interests.recsys.sasrec import SASRec
 
     n_items, length = 30, 8
@@ -49,12 +50,35 @@ def test_sasrec_ranks_the_planted_next_item_first(one_thread) -> None:  # type: 
     starts = [s for s in range(n_items) if len(set(walk(s, length + 1))) == length + 1]
     assert len(starts) >= 10
     train = _histories([walk(int(s), length) for s in rng.choice(starts, size=200)], n_items)
-    model = SASRec(dim=32, max_len=10, epochs=40, dropout=0.1, lr=5e-3, seed=0).fit(train)
+    model = SASRec(dim=32, max_len=10, epochs=40, dropout=0.1, lr=5e-3, seed=0, negatives=negatives).fit(
+        train
+    )
     # new users: every item's successor must come first, from short and longer histories alike
     query = _histories([walk(s, 3) for s in starts] + [walk(s, length) for s in starts], n_items)
     withheld = [walk(s, 4)[-1] for s in starts] + [walk(s, length + 1)[-1] for s in starts]
     top = rank(model.score(query), query, 1)[:, 0]
     assert (top == np.array(withheld)).mean() == 1.0
+
+
+def test_the_step_budget_caps_epochs_early_stopping_logs_progress(one_thread, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from interests.recsys.sasrec import SASRec
+
+    rng = np.random.default_rng(0)
+    train = _histories(
+        [list(rng.integers(0, 12, 6)) for _ in range(200)], 12
+    )  # 200 windows: 4 steps an epoch
+    valid = (train, [np.array([0]) for _ in range(200)])
+    with caplog.at_level(logging.INFO, logger="interests.recsys.sasrec"):
+        m = SASRec(dim=8, max_len=6, epochs=50, max_steps=9).fit(train, valid=valid)
+    assert m.train_log.epochs == 2  # 9 steps of budget: two whole epochs
+    assert any("at most" in r.getMessage() and "left" in r.getMessage() for r in caplog.records)
+    # a refit given the epoch count runs exactly that many, whatever the budget
+    assert SASRec(dim=8, max_len=6, max_steps=1).fit(train, epochs=3).train_log.epochs == 3
+    # noise: valid never improves after the first epoch, so it stops `patience` epochs later
+    flat = SASRec(dim=8, max_len=6, epochs=50, patience=2, lr=0.0).fit(train, valid=valid)
+    assert flat.train_log.epochs == 3 and flat.train_log.best_epoch == 1
 
 
 def test_sasrec_scores_an_empty_history_without_failing() -> None:

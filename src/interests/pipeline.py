@@ -195,6 +195,8 @@ def recommend(
 # ---- the evaluation harness: profiles per protocol split (interests evaluate --profiles-dir) ----
 
 CACHE_SPLITS = {"valid": "train", "test": "train+valid", "valid-cold": "cold-valid", "test-cold": "cold-test"}
+# the time protocol's cuts are other events: their profiles live apart (time/<split>/), never mixed up
+CACHE_SPLITS |= {f"time-{k}": f"time/{v}" for k, v in list(CACHE_SPLITS.items())}
 
 
 def cached_profiles(
@@ -206,7 +208,7 @@ def cached_profiles(
     **extract_options: Any,
 ) -> ProfileSource:
     """A profile source over ``directory/<split>/profiles.jsonl`` (``train``, ``train+valid``,
-    ``cold-valid``, ``cold-test``).
+    ``cold-valid``, ``cold-test``; the ``time`` protocol's under ``directory/time/<split>/``).
 
     With ``extract=True`` missing profiles are written first by
     :func:`interests.extract_profiles` from exactly the events the protocol

@@ -25,7 +25,7 @@ from .backbone import ItemWeights
 from .baselines import MostPopular, RecentPopular, rank
 from .data import from_user_histories, item_domains
 from .metrics import ndcg_at_k, summarize
-from .split import EvalCase, TemporalSplit
+from .split import EvalCase, GlobalTimeSplit, make_split
 
 if TYPE_CHECKING:  # pragma: no cover
     from interests.events import Catalog, UserHistory
@@ -82,13 +82,16 @@ def evaluate(
     cold_events: int = 3,
     argmax_rows: bool = False,
     sasrec_refit: bool = True,
+    protocol: str = "last",
+    select_inputs: bool = True,
 ) -> EvalResult:
     """Run the protocol on ``logs`` (``Logs`` or ``{user: UserHistory}``).
 
     ``profiles(key, histories)`` returns profiles for the users of
     ``histories`` (``{user: UserHistory}``) built from exactly those events
     (the protocol's cut of each user's log); ``key`` is ``"valid"``,
-    ``"test"``, ``"valid-cold"`` or ``"test-cold"``. ``taxonomy(key,
+    ``"test"``, ``"valid-cold"`` or ``"test-cold"``, prefixed ``"time-"`` under the time
+    protocol (its cuts are other events: a cache must keep them apart). ``taxonomy(key,
     profiles)`` builds a taxonomy from the ``"valid"`` / ``"test"`` profiles.
     Without them the profile and taxonomy inputs stay empty.
 
@@ -102,14 +105,26 @@ def evaluate(
     (the backbone unless the gain on valid exceeds its noise); ``argmax_rows``
     also reports each fused variant with the plain valid argmax, as
     ``<name> (argmax)``, scored from the same trained models.
+
+    ``protocol``: ``"last"`` (per-user leave-last-out, :class:`~interests.recsys.split.TemporalSplit`)
+    or ``"time"`` (one global cut time, :class:`~interests.recsys.split.GlobalTimeSplit`: test
+    targets are each user's first event after the cut; users with no event before it are new
+    users, not evaluated, counted in ``meta["new_users"]``). Everything else is the same.
+
+    ``select_inputs``: the ``two-tower`` variant is the model ``interests train`` ships, its input
+    groups chosen on valid (:func:`~interests.recsys.select.select_inputs`; the record is in
+    ``meta["chosen"]["two-tower"][seed]["inputs"]``); the other variants keep their fixed inputs.
     """
     from .backbone import ItemItemBackbone, SequenceBackbone, choose_backbone
+    from .baselines import user_ndcg
     from .recommender import BACKBONE_KEYS, TwoTower
+    from .select import candidate_groups
+    from .select import select_inputs as choose_inputs
 
     histories = getattr(logs, "histories", logs)
     catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
     data = from_user_histories(histories)
-    split = TemporalSplit.of(data)
+    split = make_split(data, protocol)
     domains = item_domains(data.item_ids, catalog)
     variants = VARIANTS if variants is None else variants
     cases = {(st, sg): split.case(st, sg, cold_events) for st in ("valid", "test") for sg in ("all", "cold")}
@@ -117,10 +132,14 @@ def evaluate(
         "users": data.n_users,
         "items": data.n_items,
         "events": int(sum(len(x) for x in data.items)),
+        "protocol": protocol,
         "eval_users": {f"{k[0]}-{k[1]}": len(c.users) for k, c in cases.items()},
         "chosen": {},
         "seconds": {},
     }
+    if isinstance(split, GlobalTimeSplit):
+        meta["cuts"] = {"valid": split.valid_cut, "test": split.test_cut}
+        meta["new_users"] = {st: split.counts(st)["new"] for st in ("valid", "test")}
     weights = {st: ItemWeights(cases[(st, "all")].fit) for st in ("valid", "test")}
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
 
@@ -218,19 +237,20 @@ def evaluate(
         from interests.events import UserHistory
 
         for stage in ("valid", "test"):
-            ends = split.n_train + (0 if stage == "valid" else split.n_valid)
+            ends = split.ends(stage)
             cut = {
                 u: UserHistory(u, histories[u].events[: int(e)])
                 for u, e in zip(data.user_ids, ends, strict=True)
             }
-            prof[stage] = profiles(stage, cut)
+            key = stage if protocol == "last" else f"{protocol}-{stage}"  # each protocol's own cache
+            prof[stage] = profiles(key, cut)
             cold = {
                 data.user_ids[u]: UserHistory(data.user_ids[u], cut[data.user_ids[u]].events[-cold_events:])
                 for u in cases[(stage, "cold")].users
             }
-            prof[f"{stage}-cold"] = profiles(f"{stage}-cold", cold)
+            prof[f"{stage}-cold"] = profiles(f"{key}-cold", cold)
             if taxonomy is not None and prof[stage]:
-                tax[stage] = taxonomy(stage, prof[stage])
+                tax[stage] = taxonomy(key, prof[stage])
     meta["profiles"] = {k: len(v) for k, v in prof.items()}
 
     # ---- the two-tower and its ablations -----------------------------------------------------
@@ -265,6 +285,35 @@ def evaluate(
                 valid=valid_map,
                 item_weights=weights["valid"],
             )
+            inputs = None
+            groups = candidate_groups(
+                m.config,
+                profiles=bool(prof.get("valid")),
+                taxonomy=tax.get("valid") is not None,
+                text=catalog is not None,
+            )
+            if select_inputs and name == "two-tower" and len(groups) > 1:
+
+                def fit_candidate(
+                    off: dict[str, bool],
+                    cfg: dict[str, Any] = cfg,
+                    v: EvalCase = v,
+                    valid_map: dict[str, list[str]] = valid_map,
+                ) -> Any:
+                    return TwoTower(**{**cfg, **off}).fit(
+                        v.fit,
+                        catalog=catalog,
+                        profiles=prof.get("valid"),
+                        taxonomy=tax.get("valid"),
+                        valid=valid_map,
+                        item_weights=weights["valid"],
+                    )
+
+                def per_user(mm: Any, v: EvalCase = v) -> np.ndarray:
+                    return user_ndcg(mm.score(v.query, profiles=prof.get("valid")), v.query, v.targets)
+
+                m, off, inputs = choose_inputs(fit_candidate, per_user, groups, full=m)
+                cfg = {**cfg, **off}
             epochs = max(1, m.train_log.best_epoch)
             fusion = {"all": m.config.fusion}
             picks = {"all": m.fusion_choice}
@@ -298,6 +347,7 @@ def evaluate(
                     "epochs": epochs,
                     "fusion": fusion,
                     "fusion_choice": picks,
+                    **({"inputs": inputs} if inputs is not None else {}),
                     "train_seconds": round(mt.train_log.seconds, 1),
                 }
             )

@@ -19,7 +19,10 @@ formats 1 and 2 have the three groups of that time, :data:`LEGACY_GROUPS`.
 Format 4 names the backbone's kind in the config (``backbone_kind``): EASE or
 ItemKNN weights under ``backbone.indptr/indices/data`` as before, or a SASRec
 backbone's network under ``backbone.<parameter>``; folders of formats 1-3
-hold EASE weights.
+hold EASE weights. Format 5 keeps how the inputs were chosen on valid
+(``input_choice``, :mod:`interests.recsys.select`; the chosen inputs
+themselves are the config's ``use_*`` switches, saved since format 1);
+older folders load with ``input_choice`` ``None``.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .recommender import TwoTower
 
 #: bumped when a saved model folder can no longer be read by this code
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: older formats this code still reads
-READABLE = (1, 2, 3, 4)
+READABLE = (1, 2, 3, 4, 5)
 #: the user groups of every model saved before format 3 (which did not list them)
 LEGACY_GROUPS = ["profile", "taxonomy", "l3"]
 CONFIG_FILE = "config.json"
@@ -90,6 +93,7 @@ def save_model(model: TwoTower, out: Path) -> Path:
         "profile_nodes": model.profile_nodes,
         "category_names": model.categories.names if model.categories is not None else None,
         "train_log": asdict(model.train_log) if model.train_log is not None else None,
+        "input_choice": model.input_choice,
     }
     if model.forgotten:  # users dropped by `interests forget` since this model was trained
         meta["forgotten"] = model.forgotten
@@ -162,6 +166,7 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     model.ref_time = meta.get("ref_time")
     model.profile_nodes = meta.get("profile_nodes") or {}
     model.forgotten = meta.get("forgotten")
+    model.input_choice = meta.get("input_choice")
     if "categories.indptr" in t and meta.get("category_names") is not None:
         model.categories = ItemCategories(
             t["categories.indptr"], t["categories.indices"], list(meta["category_names"])

@@ -93,6 +93,7 @@ class TwoTower:
         self._node_index: NodeIndex | None = None
         self.train_log: Any = None
         self.fusion_choice: dict[str, float] | None = None  # what tune_fusion saw and chose
+        self.input_choice: dict[str, Any] | None = None  # what select_inputs saw and chose
         self._encoder: Any = None
         self._item_vecs: Any = None  # item-tower output, cached once training is over
         self._frozen = False
@@ -687,6 +688,7 @@ def fit_two_tower(
     taxonomy: Taxonomy | None = None,
     holdout: bool = True,
     distributed: RayTraining | None = None,
+    select_inputs: bool = True,
     **config: Any,
 ) -> TwoTower:
     """Train a model the way ``interests train`` does.
@@ -697,9 +699,14 @@ def fit_two_tower(
     stopping) and the fusion weight (:func:`choose_fusion`: the backbone alone
     unless the tower's valid gain exceeds its noise) on a model fit to the
     earlier events; the returned model is then refit on every event with those
-    settings. Without it, ``config["epochs"]`` epochs, the configured backbone
-    (EASE when ``"auto"``) and ``fusion=0.5``. ``distributed``: both fits on Ray Train workers.
+    settings. ``select_inputs`` also chooses the user-side input groups on valid
+    (:func:`~interests.recsys.select.select_inputs`: a group stays only when it gains
+    beyond noise; the record is ``model.input_choice``). Without ``holdout``,
+    ``config["epochs"]`` epochs, the configured backbone (EASE when ``"auto"``) and
+    ``fusion=0.5``. ``distributed``: every fit on Ray Train workers.
     """
+    from .select import candidate_groups
+    from .select import select_inputs as _select
     from .split import TemporalSplit
 
     data, cat = _as_histories(logs)
@@ -714,11 +721,30 @@ def fit_two_tower(
         case.fit.user_ids[u]: [data.item_ids[i] for i in t]
         for u, t in zip(case.users, case.targets, strict=True)
     }
-    probe = TwoTower(**config).fit(
-        case.fit, catalog=catalog, profiles=profiles, taxonomy=taxonomy, valid=valid, distributed=distributed
+    weights = ItemWeights(case.fit)  # shared by the input-selection fits
+    fit_args: dict[str, Any] = dict(
+        catalog=catalog, profiles=profiles, taxonomy=taxonomy, valid=valid, distributed=distributed
     )
+    probe = TwoTower(**config).fit(case.fit, item_weights=weights, **fit_args)
     chosen = {k: getattr(probe.config, k) for k in BACKBONE_KEYS}
-    final = TwoTower(**{**config, "fusion": probe.config.fusion, **chosen})
+    over: dict[str, Any] = {}
+    inputs: dict[str, Any] | None = None
+    groups = candidate_groups(
+        probe.config, profiles=bool(profiles), taxonomy=taxonomy is not None, text=catalog is not None
+    )
+    if select_inputs and len(groups) > 1:
+        pmap = _profile_map(profiles)
+
+        def fit_candidate(off: dict[str, bool]) -> TwoTower:
+            return TwoTower(**{**config, **chosen, **off}).fit(case.fit, item_weights=weights, **fit_args)
+
+        def per_user(m: TwoTower) -> np.ndarray:
+            from .baselines import user_ndcg
+
+            return user_ndcg(m.score(case.query, profiles=pmap), case.query, case.targets)
+
+        probe, over, inputs = _select(fit_candidate, per_user, groups, full=probe)
+    final = TwoTower(**{**config, "fusion": probe.config.fusion, **chosen, **over})
     final.fit(
         data,
         catalog=catalog,
@@ -731,6 +757,7 @@ def fit_two_tower(
     final.train_log.valid = probe.train_log.valid
     final.fusion_choice = probe.fusion_choice
     final.backbone_choice = probe.backbone_choice
+    final.input_choice = inputs
     return final
 
 

@@ -13,6 +13,18 @@ It follows the :class:`~interests.recsys.baselines.Scorer` protocol:
 stops early on valid NDCG@20 and keeps the best epoch), and
 ``score(query)`` scores every item for each query user from that user's own
 sequence (so the cold-start cut is just a 3-item sequence).
+
+Cost (issue #25): valid NDCG@20 is measured after every epoch and training
+stops ``patience`` (4) epochs after the best one; the epoch count is also
+capped by a step budget, ``max_steps`` optimiser steps in all, so a large
+data set (many steps an epoch) gets fewer epochs; a refit given ``epochs``
+(the valid run's best epoch count) runs exactly that many, with no early
+stopping. ``negatives > 0`` trains with a sampled softmax instead of the
+full catalogue (that many uniform negatives shared by a batch, log-Q
+corrected) for catalogues where the full softmax dominates an epoch; it is
+off by default (6-10x cheaper an epoch on ml-latest-small, but valid NDCG@20
+0.054 with 1,024 negatives against 0.130 with the full softmax). Each epoch logs a
+progress line with the time per epoch and an estimate of the time left.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +53,10 @@ class SASRecConfig:
     batch_size: int = 64
     lr: float = 1e-3
     epochs: int = 200  # most epochs; early stopping on valid when given
-    patience: int = 5  # evaluations without improvement before stopping
-    eval_every: int = 2
+    patience: int = 4  # evaluations without improvement before stopping
+    eval_every: int = 1
+    max_steps: int = 20_000  # step budget: at most this many optimiser steps (at least one epoch)
+    negatives: int = 0  # > 0: sampled softmax over that many uniform negatives a batch
     seed: int = 0
 
 
@@ -102,6 +117,22 @@ def _net(n_items: int, cfg: SASRecConfig):
     return Net()
 
 
+def _sampled_loss(net: Any, h: Any, y: Any, negatives: int, n_items: int) -> Any:
+    """Softmax over each target and ``negatives`` uniform items shared by the batch (log-Q corrected)."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    neg = torch.randint(0, n_items, (negatives,))
+    emb = net.item.weight[1:]
+    pos = (h * emb[y]).sum(-1, keepdim=True)
+    other = h @ emb[neg].T - math.log(negatives / n_items)
+    other = other.masked_fill(neg.unsqueeze(0) == y.unsqueeze(1), float("-inf"))  # accidental hits
+    logits = torch.cat([pos, other], dim=1)
+    return F.cross_entropy(logits, torch.zeros(len(y), dtype=torch.long))
+
+
 class SASRec:
     """Self-attentive sequential recommender, full-catalogue cross-entropy (a trained baseline)."""
 
@@ -151,8 +182,12 @@ class SASRec:
         opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
         tl = SASRecLog()
         best_state, bad = None, 0
+        steps = max(1, -(-len(inp) // cfg.batch_size))
+        # a refit runs the epochs it is given; otherwise the step budget caps the epoch count
+        last = epochs or max(1, min(cfg.epochs, cfg.max_steps // steps))
+        sampled = 0 < cfg.negatives < data.n_items
         t0 = time.perf_counter()
-        for epoch in range(1, (epochs or cfg.epochs) + 1):
+        for epoch in range(1, last + 1):
             net.train()
             order = rng.permutation(len(inp))
             for b in range(0, len(order), cfg.batch_size):
@@ -163,26 +198,49 @@ class SASRec:
                 x, y = x[:, start:], y[:, start:]
                 h = net(x)
                 sel = y >= 0
-                loss = F.cross_entropy(net.logits(h[sel]), y[sel])
+                if sampled:
+                    loss = _sampled_loss(net, h[sel], y[sel], cfg.negatives, data.n_items)
+                else:
+                    loss = F.cross_entropy(net.logits(h[sel]), y[sel])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
             tl.epochs = epoch
+            per = (time.perf_counter() - t0) / epoch
             if valid is None:
                 tl.best_epoch = epoch
+                log.info(
+                    "sasrec epoch %d/%d, %.1fs an epoch, about %.0fs left",
+                    epoch,
+                    last,
+                    per,
+                    per * (last - epoch),
+                )
                 continue
-            if epoch % cfg.eval_every and epoch != (epochs or cfg.epochs):
+            if epoch % cfg.eval_every and epoch != last:
                 continue
             score = mean_ndcg(self.score(valid[0]), valid[0], valid[1])
             tl.valid.append(score)
-            log.info("sasrec epoch %d: valid NDCG@20 %.4f", epoch, score)
             if tl.best_valid is None or score > tl.best_valid:
                 tl.best_valid, tl.best_epoch, bad = score, epoch, 0
                 best_state = copy.deepcopy(net.state_dict())
             else:
                 bad += 1
-                if bad >= cfg.patience:
-                    break
+            stop_by = min(last, tl.best_epoch + cfg.patience * cfg.eval_every)
+            log.info(
+                "sasrec epoch %d/%d: valid NDCG@20 %.4f (best %.4f at %d), %.1fs an epoch, "
+                "at most %.0fs left (stops at epoch %d unless valid improves)",
+                epoch,
+                last,
+                score,
+                tl.best_valid,
+                tl.best_epoch,
+                per,
+                per * (stop_by - epoch),
+                stop_by,
+            )
+            if bad >= cfg.patience:
+                break
         if best_state is not None:
             net.load_state_dict(best_state)
         net.eval()
