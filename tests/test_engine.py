@@ -67,3 +67,31 @@ def test_the_hierarchy_holds_with_the_embedded_model(engine_profiles):
         assert all(d.name_source in {"model", "computed"} for d in p.domains)
     named = [d.name_source == "model" for p in profiles for d in p.domains]
     print(f"domain names kept from the model: {sum(named)}/{len(named)}")
+
+
+def test_path_string_catalogue_with_the_embedded_model(tmp_path):
+    """Issue 24: a planted log whose catalogue writes ``Domain > Topic`` strings (and a shared root), through
+    the CLI with the real engine: one domain node per planted domain, names in the catalogue's words."""
+    import subprocess
+
+    from conftest import expected_exit, interests_cmd
+
+    from interests.synthetic import generate_planted_b, write_logs
+    from interests.synthetic.score import score_file
+
+    paths = write_logs(generate_planted_b(n_users=8, shape="path", events_per_user=(20, 30)), tmp_path)
+    out = tmp_path / "profiles.jsonl"
+    proc = subprocess.run(
+        interests_cmd("extract", str(paths["events"]), "--catalog", str(paths["catalog"]), "-o", str(out)),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == expected_exit(out.with_name("profiles.errors.jsonl")), proc.stderr[-2000:]
+    s = score_file(out, paths["truth"])
+    print("path strings with the engine:", s)
+    assert s["profiles"] >= 7 and s["split_domains"] <= 0.05 and s["domain_coherence"] >= 0.95, s
+    assert abs(s["domains_per_profile"] - s["planted_domains_per_user"]) <= 0.2, s
+    assert s["counter_names"] == 0 and s["dump_names"] == 0 and s["names_distinct"] == 1.0, s
+    # the model keeps the catalogue's word or a name about the group: most names still share the planted word
+    assert s["domain_names_planted"] >= 0.9 and s["topic_names_planted"] >= 0.8, s
