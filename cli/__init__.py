@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("interests.cli.recsys", "evaluate", "Evaluate against EASE, ItemKNN and popularity."),
     "api": ("interests.cli.api", "api", "Serve recommendations, profiles and event fold-in over HTTP."),
     "report": ("interests.cli.report", "report", "Write HTML or Markdown profile reports."),
+    "context": (
+        "interests.cli.context",
+        "context",
+        "Print a user's profile as context for another LLM, within a token budget.",
+    ),
 }
 
 

@@ -58,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "build_taxonomy": "interests.taxonomy",
     "apply_taxonomy": "interests.taxonomy",
     "Taxonomy": "interests.taxonomy",
+    "context": "interests.profile.context",
+    "render_context": "interests.profile.context",
     "render_report": "interests.report",
     "write_report": "interests.report",
     "InterestsError": "interests.errors",

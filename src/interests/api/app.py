@@ -3,6 +3,7 @@
 Endpoints: ``GET /users/{user_id}/recommendations`` (steered by ``?domain=``,
 ``?topic=``, ``?avoid=``, ``?mix=``; ``?explore=N`` slots for untouched domains,
 ordered by a Thompson-sampling bandit that posted events teach), ``GET /users/{user_id}/profile``,
+``GET /users/{user_id}/context`` (the profile as context for another LLM),
 ``POST /events``, ``GET /healthz``, ``GET /metrics``, plus FastAPI's ``/docs``
 and ``/openapi.json``. Posted events are written to the events log (one
 write and fsync per request) and folded into the user's history at once, so
@@ -22,7 +23,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -143,6 +144,7 @@ def create_app(
     max_events: int = 10_000,
     cache_bytes: int = 256 << 20,
     stale_retry_s: float = 60.0,
+    tokenizer: str | None = None,
 ) -> FastAPI:
     """The recommendation service over a trained ``model`` and users' ``profiles``.
 
@@ -157,6 +159,8 @@ def create_app(
     ``extract``); default: grouped once over every user's history.
     ``api_key``: required on every request but ``/healthz``. ``cache_bytes``:
     memory for cached per-user score rows (4 bytes an item a user).
+    ``tokenizer``: what ``GET /users/{id}/context`` counts tokens with (an
+    embedded model name or a tokenizer folder; default: the embedded model's).
     """
     from interests.recsys.explore import DomainBandit
 
@@ -335,6 +339,29 @@ def create_app(
             )
         stale = "true" if (store.is_stale(user_id) or refresh_queue.waiting(user_id)) else "false"
         return JSONResponse(p.model_dump(mode="json"), headers={"X-Profile-Stale": stale})
+
+    @app.get("/users/{user_id}/context", responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+    def user_context(
+        user_id: UserId,
+        tokens: Annotated[
+            int, Query(ge=1, le=100_000, description="Token budget (the tokenizer's count).")
+        ] = 256,
+        fmt: Annotated[Literal["text", "markdown", "json"], Query(alias="format")] = "text",
+    ) -> Response:
+        """The user's profile as context for another LLM, within ``tokens`` (see docs/context.md)."""
+        from interests.llm.tokens import TextTokens
+        from interests.profile.context import ContextBudgetError, render_context
+
+        p = store.profile(user_id)
+        if p is None:
+            raise HTTPException(404, f"no profile for user {user_id!r}")
+        try:
+            r = render_context(p, tokens, format=fmt, tokenizer=TextTokens(tokenizer))
+        except ContextBudgetError as exc:
+            raise HTTPException(422, str(exc)) from None
+        body = {"user_id": user_id, "format": fmt, "budget": tokens, "tokens": r.tokens}
+        body |= {"lines_kept": r.lines_kept, "lines_dropped": r.dropped, "context": r.text}
+        return JSONResponse(body)
 
     @app.post("/events", response_model=EventsOut, responses={413: {"model": ErrorOut}})
     def post_events(batch: EventBatch) -> Response:  # type: ignore[valid-type]
