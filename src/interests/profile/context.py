@@ -7,13 +7,15 @@ of all the user's events), the summary, the activity rhythm. Each node line
 carries its share, evidence count, trend, rating and a confidence from its
 evidence count. Tokens are counted with a model's own tokenizer (default:
 the embedded model's). While the text is over budget the lowest-priority line
-is dropped, whole, and the text rendered again; the header and the top-weight
-domain are never dropped: when even they do not fit, :class:`ContextBudgetError`
+is dropped, whole (found by bisection over how many entries are kept, each
+candidate rendered and counted); the header and the top-weight domain are
+never dropped: when even they do not fit, :class:`ContextBudgetError`
 says how many tokens they need. See docs/context.md.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -151,16 +153,20 @@ def _package_template() -> str:
 
 
 def _template(template: str | Path | None) -> jinja2.Template:
+    if template is None:
+        return _compiled(_package_template())
+    path = Path(template)
+    if not path.is_file():
+        raise ConfigError(f"--template {template}: no such file")
+    return _compiled(path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(source: str) -> jinja2.Template:
+    """A template compiled once per source text (compiling costs more than rendering)."""
     env = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
     )
-    if template is None:
-        source = _package_template()
-    else:
-        path = Path(template)
-        if not path.is_file():
-            raise ConfigError(f"--template {template}: no such file")
-        source = path.read_text(encoding="utf-8")
     try:
         return env.from_string(source)
     except jinja2.TemplateError as exc:
@@ -254,18 +260,30 @@ def render_context(
             raise ConfigError(f"context template error: {exc} (see docs/context.md)") from exc
 
     least = 1 if domains else 0  # the top-weight domain is never dropped
-    keep = len(order)
-    while True:
-        text = render(keep)
-        n = count(text)
-        if n <= tokens:
-            break
-        if keep == least:
-            raise ContextBudgetError(
-                f"user {p.user_id}: the header and the top domain alone take {n} tokens, "
-                f"over the budget of {tokens}; give --tokens {n} or more"
-            )
-        keep -= 1
+    made: dict[int, tuple[str, int]] = {}
+
+    def fit(keep: int) -> tuple[str, int]:
+        if keep not in made:
+            text = render(keep)
+            made[keep] = (text, count(text))
+        return made[keep]
+
+    # Dropping the lowest-priority entry until the text fits keeps the largest prefix of entries
+    # that fits; the count grows with every entry kept, so it is found by bisection: the result
+    # fits and one entry more does not (a few renders instead of one per entry).
+    lo, hi = least, len(order)
+    if fit(hi)[1] <= tokens:
+        lo = hi
+    elif fit(lo)[1] > tokens:
+        raise ContextBudgetError(
+            f"user {p.user_id}: the header and the top domain alone take {fit(lo)[1]} tokens, "
+            f"over the budget of {tokens}; give --tokens {fit(lo)[1]} or more"
+        )
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fit(mid)[1] <= tokens else (lo, mid)
+    text, n = fit(lo)
+    keep = lo
     top = domains[0]["name"] if domains else None
     return ContextResult(p.user_id, text, n, tokens, format, 1 + keep, total, top)
 
