@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("interests.cli.recsys", "evaluate", "Evaluate against EASE, ItemKNN and popularity."),
     "api": ("interests.cli.api", "api", "Serve recommendations, profiles and event fold-in over HTTP."),
     "report": ("interests.cli.report", "report", "Write HTML or Markdown profile reports."),
+    "profile": (
+        "interests.cli.profile",
+        "profile",
+        "Print a user's profile, or the version that held at a date (--at).",
+    ),
     "context": (
         "interests.cli.context",
         "context",

@@ -45,6 +45,8 @@ _EXPORTS: dict[str, str] = {
     "update_profiles": "interests.profile.update",
     "UpdateResult": "interests.profile.update",
     "read_profiles": "interests.profile.store",
+    "profile_at": "interests.profile.versions",
+    "profile_versions": "interests.profile.versions",
     "read_errors": "interests.profile.store",
     "extract": "interests.pipeline",
     "train": "interests.pipeline",
