@@ -340,6 +340,8 @@ def create_app(
         stale = "true" if (store.is_stale(user_id) or refresh_queue.waiting(user_id)) else "false"
         return JSONResponse(p.model_dump(mode="json"), headers={"X-Profile-Stale": stale})
 
+    counter: list[Any] = []  # the tokenizer of GET /users/{id}/context
+
     @app.get("/users/{user_id}/context", responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
     def user_context(
         user_id: UserId,
@@ -355,8 +357,10 @@ def create_app(
         p = store.profile(user_id)
         if p is None:
             raise HTTPException(404, f"no profile for user {user_id!r}")
+        if not counter:  # loaded on the first request, then kept
+            counter.append(TextTokens(tokenizer))
         try:
-            r = render_context(p, tokens, format=fmt, tokenizer=TextTokens(tokenizer))
+            r = render_context(p, tokens, format=fmt, tokenizer=counter[0])
         except ContextBudgetError as exc:
             raise HTTPException(422, str(exc)) from None
         body = {"user_id": user_id, "format": fmt, "budget": tokens, "tokens": r.tokens}
