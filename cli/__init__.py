@@ -40,6 +40,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "forget",
         "Remove users from every profile, model and file under a folder.",
     ),
+    "profile": (
+        "interests.cli.profile",
+        "profile",
+        "Print a user's profile, or the version that held at a date (--at).",
+    ),
+    "context": (
+        "interests.cli.context",
+        "context",
+        "Print a user's profile as context for another LLM, within a token budget.",
+    ),
 }
 
 

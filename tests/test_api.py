@@ -172,6 +172,30 @@ def test_profile_endpoint(world: dict[str, Any]) -> None:
     assert missing.status_code == 404 and "no profile for user 'nobody'" in missing.json()["detail"]
 
 
+def test_context_endpoint(world: dict[str, Any]) -> None:
+    from interests.llm.tokens import TextTokens
+    from interests.profile.context import context
+
+    count = TextTokens()
+    with serving(app_for(world)) as c:
+        r = c.get("/users/p2/context", params={"tokens": 64})
+        md = c.get("/users/p2/context", params={"tokens": 512, "format": "markdown"})
+        js = c.get("/users/p2/context", params={"tokens": 512, "format": "json"})
+        small = c.get("/users/p2/context", params={"tokens": 5})
+        missing = c.get("/users/nobody/context")
+        bad = c.get("/users/p2/context", params={"format": "yaml"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["context"] == context(world["profiles"]["p2"], tokens=64, tokenizer=count)
+    assert body["tokens"] == count(body["context"]) <= body["budget"] == 64
+    assert body["context"].splitlines()[1].startswith("- Trail Running: 100%")
+    assert md.json()["context"].startswith("**Interests of user p2**") and md.json()["lines_dropped"] == 0
+    assert json.loads(js.json()["context"])["domains"][0]["name"] == "Trail Running"
+    assert small.status_code == 422 and "over the budget of 5" in small.json()["detail"]
+    assert missing.status_code == 404 and "no profile for user 'nobody'" in missing.json()["detail"]
+    assert bad.status_code == 422
+
+
 @pytest.mark.parametrize(
     ("body", "status", "says"),
     [

@@ -50,7 +50,7 @@ def _history(item_ids: list[str], user: str = "u") -> UserHistory:
 
 
 def _groups(h: UserHistory, cat: Catalog) -> ItemGroups:
-    """The run's groups when other users touched the whole catalogue (levels are read over all logged items)."""
+    """The run's groups when other users touched the whole catalogue (levels are read over logged items)."""
     return group_items({h.user_id: h, "everyone": _history(list(cat), "everyone")}, cat)
 
 
@@ -84,7 +84,10 @@ def test_attribute_values_split_a_domain_only_when_categories_do_not() -> None:
                 for k in range(3)
             },
             # the rest of the shop: "Running" is one department among others
-            **{f"z{k}": Item(f"z{k}", f"Pan {k}", ["Kitchen"], attributes={"brand": "Iron"}) for k in range(6)},
+            **{
+                f"z{k}": Item(f"z{k}", f"Pan {k}", ["Kitchen"], attributes={"brand": "Iron"})
+                for k in range(6)
+            },
         }
     )
     h = _history([f"a{k}" for k in range(3)] + [f"b{k}" for k in range(3)])

@@ -95,8 +95,11 @@ def test_more_events_in_the_same_groups_recompute_the_statistics_and_keep_the_wo
     assert q.summary == p.summary and p.provenance.summary_source == "model"
     assert q.domains[0].topics[0].sentiment.n_ratings >= p.domains[0].topics[0].sentiment.n_ratings
     hist = read_history(res.history_path, uid)
-    assert len(hist) == 1 and hist[0]["valid_from"] == p.provenance.created_at
-    assert hist[0]["valid_to"] == q.provenance.created_at and hist[0]["profile"]["user_id"] == uid
+    assert len(hist) == 1 and hist[0]["valid_from"] == p.provenance.valid_from
+    assert (
+        hist[0]["valid_to"] == q.provenance.valid_from == hist[0]["profile"]["provenance"]["valid_to"]
+        and hist[0]["profile"]["user_id"] == uid
+    )
     # a second run finds nothing to do
     again = update_profiles(histories, profiles=out, catalog=catalog, backend=backend)
     assert again.unchanged == 6 and backend.calls == []

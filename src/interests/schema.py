@@ -20,10 +20,11 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION: Final = "1.2"
+SCHEMA_VERSION: Final = "1.3"
 #: versions this code reads: 1.1 added ``key``/``name_source`` on nodes and ``provenance.structure``;
-#: 1.2 added ``provenance.events_digest``/``last_event_at``/``made_by`` (what ``interests update`` reads)
-SchemaVersion = Literal["1.0", "1.1", "1.2"]
+#: 1.2 added ``provenance.events_digest``/``last_event_at``/``made_by`` (what ``interests update`` reads);
+#: 1.3 added ``provenance.data_from``/``data_to``/``valid_from``/``valid_to`` (versions, ``profile --at``)
+SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3"]
 MadeBy = Literal["extract", "update-exact", "update-llm"]
 NameSource = Literal["model", "computed"]
 
@@ -174,6 +175,14 @@ class Provenance(_Strict):
         default="extract",
         description="'extract'; 'update-exact': statistics recomputed, the previous words kept; "
         "'update-llm': the hierarchy changed enough for new words",
+    )
+    data_from: str | None = Field(
+        default=None, description="event time of the oldest event the profile covers"
+    )
+    data_to: str | None = Field(default=None, description="event time of the newest event the profile covers")
+    valid_from: str | None = Field(default=None, description="wall time this version was written")
+    valid_to: str | None = Field(
+        default=None, description="wall time a newer version replaced it (null: the current version)"
     )
 
 

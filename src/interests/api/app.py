@@ -3,6 +3,7 @@
 Endpoints: ``GET /users/{user_id}/recommendations`` (steered by ``?domain=``,
 ``?topic=``, ``?avoid=``, ``?mix=``; ``?explore=N`` slots for untouched domains,
 ordered by a Thompson-sampling bandit that posted events teach), ``GET /users/{user_id}/profile``,
+``GET /users/{user_id}/context`` (the profile as context for another LLM),
 ``POST /events``, ``DELETE /users/{user_id}`` (forget the user), ``GET /healthz``,
 ``GET /metrics``, plus FastAPI's ``/docs`` and ``/openapi.json``. Posted events are
 written to the events log (one write and fsync per request) and folded into the user's history at once, so
@@ -22,7 +23,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -145,6 +146,7 @@ def create_app(
     cache_bytes: int = 256 << 20,
     stale_retry_s: float = 60.0,
     forget_paths: Iterable[str | Path] = (),
+    tokenizer: str | None = None,
 ) -> FastAPI:
     """The recommendation service over a trained ``model`` and users' ``profiles``.
 
@@ -162,6 +164,8 @@ def create_app(
     ``forget_paths``: files and folders ``DELETE /users/{id}`` also forgets the
     user in, besides the events log (``interests api`` passes the profiles file,
     its siblings and the model folder).
+    ``tokenizer``: what ``GET /users/{id}/context`` counts tokens with (an
+    embedded model name or a tokenizer folder; default: the embedded model's).
     """
     from interests.recsys.explore import DomainBandit
 
@@ -341,6 +345,33 @@ def create_app(
             )
         stale = "true" if (store.is_stale(user_id) or refresh_queue.waiting(user_id)) else "false"
         return JSONResponse(p.model_dump(mode="json"), headers={"X-Profile-Stale": stale})
+
+    counter: list[Any] = []  # the tokenizer of GET /users/{id}/context
+
+    @app.get("/users/{user_id}/context", responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+    def user_context(
+        user_id: UserId,
+        tokens: Annotated[
+            int, Query(ge=1, le=100_000, description="Token budget (the tokenizer's count).")
+        ] = 256,
+        fmt: Annotated[Literal["text", "markdown", "json"], Query(alias="format")] = "text",
+    ) -> Response:
+        """The user's profile as context for another LLM, within ``tokens`` (see docs/context.md)."""
+        from interests.llm.tokens import TextTokens
+        from interests.profile.context import ContextBudgetError, render_context
+
+        p = store.profile(user_id)
+        if p is None:
+            raise HTTPException(404, f"no profile for user {user_id!r}")
+        if not counter:  # loaded on the first request, then kept
+            counter.append(TextTokens(tokenizer))
+        try:
+            r = render_context(p, tokens, format=fmt, tokenizer=counter[0])
+        except ContextBudgetError as exc:
+            raise HTTPException(422, str(exc)) from None
+        body = {"user_id": user_id, "format": fmt, "budget": tokens, "tokens": r.tokens}
+        body |= {"lines_kept": r.lines_kept, "lines_dropped": r.dropped, "context": r.text}
+        return JSONResponse(body)
 
     @app.post("/events", response_model=EventsOut, responses={413: {"model": ErrorOut}})
     def post_events(batch: EventBatch) -> Response:  # type: ignore[valid-type]

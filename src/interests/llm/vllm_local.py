@@ -116,9 +116,9 @@ class VLLMBackend:
     # -- work ----------------------------------------------------------------------
     def count_tokens(self, messages: Messages) -> int:
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
+            from .tokens import load_tokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+            self._tokenizer = load_tokenizer(self.path, local_only=False)  # the engine may fetch it too
         ids = self._tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
         if isinstance(ids, dict) or hasattr(ids, "keys"):
             ids = ids["input_ids"]

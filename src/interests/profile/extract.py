@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -483,12 +484,22 @@ def _provenance(
 
 
 def history_stamp(history: UserHistory) -> dict[str, Any]:
-    """The provenance fields that tell ``interests update`` whether a history changed since."""
+    """The provenance fields that tell ``interests update`` whether a history changed since, and
+    which span of event time and from when in wall time this version holds (``profile --at``)."""
     stamps = [e.ts for e in history.events if e.ts is not None]
     return {
         "events_digest": history_digest(history.events),
         "last_event_at": iso(max(stamps)) if stamps else None,
+        "data_from": iso(min(stamps)) if stamps else None,
+        "data_to": iso(max(stamps)) if stamps else None,
+        "valid_from": wall_now(),
+        "valid_to": None,
     }
+
+
+def wall_now() -> str:
+    """The wall clock in UTC to the microsecond (versions written in one second stay ordered)."""
+    return datetime.now(tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 __all__ = ["ExtractResult", "extract_profiles", "history_stamp", "run_groups", "sibling_path"]

@@ -18,7 +18,8 @@ ones), and for every user
 
 Files (next to ``profiles.jsonl``): ``profiles.jsonl`` keeps one current
 profile per user; ``profiles.history.jsonl`` appends every replaced version
-as ``{"user_id", "valid_from", "valid_to", "profile"}``; new versions of a run
+as ``{"user_id", "valid_from", "valid_to", "profile"}``, the profile closed
+(its ``provenance.valid_to`` set to when the next version was written); new versions of a run
 are first appended to ``profiles.update.jsonl`` batch by batch and merged at
 the end (or at the start of the next run, after a kill), so a killed update
 loses at most the batch in flight and a re-run finishes it without duplicates.
@@ -381,8 +382,9 @@ def merge_staged(output: str | Path, staged: str | Path, history: str | Path) ->
     for d in current:
         uid = str(d["user_id"])
         if uid in new and d != new[uid] and version(uid, d) not in seen:
-            was, now = d["provenance"]["created_at"], new[uid]["provenance"]["created_at"]
-            replaced.append({"user_id": uid, "valid_from": was, "valid_to": now, "profile": d})
+            was, now = written(d), written(new[uid])
+            closed = {**d, "provenance": {**d["provenance"], "valid_to": now}}  # closed, not deleted
+            replaced.append({"user_id": uid, "valid_from": was, "valid_to": now, "profile": closed})
     repair(hist)
     append_lines(hist, replaced)
     index = {str(d["user_id"]): k for k, d in enumerate(current)}
@@ -394,6 +396,12 @@ def merge_staged(output: str | Path, staged: str | Path, history: str | Path) ->
     replace_lines(out, current)
     stage.unlink()
     return len(new)
+
+
+def written(profile: Mapping[str, Any]) -> str:
+    """When a version was written (wall time): ``valid_from``, or ``created_at`` before schema 1.3."""
+    prov = profile["provenance"]
+    return str(prov.get("valid_from") or prov["created_at"])
 
 
 def read_history(path: str | Path, user_id: str | None = None) -> list[dict[str, Any]]:
