@@ -59,7 +59,7 @@ def _int_list(value: str, name: str | None) -> list[int]:
     "--holdout/--no-holdout",
     default=True,
     show_default=True,
-    help="Pick epochs and fusion on each user's valid events (BENCHMARK.md split), then refit on all.",
+    help="Pick epochs and fusion on each user's valid events (docs/benchmarks.md split), then refit on all.",
 )
 @click.option("--backbone/--no-backbone", default=True, show_default=True, help="Fuse an item-item backbone.")
 @click.option(
@@ -133,6 +133,7 @@ def train(
     **options: Any,
 ) -> None:
     """Train the two-tower recommender from LOGS (files, folders or -), profiles and a taxonomy."""
+    from interests.errors import ConfigError
     from interests.pipeline import train as run
     from interests.profile.store import read_profiles
 
@@ -152,8 +153,15 @@ def train(
             checkpoints=checkpoints,
         )
     log_opts, _ = split_options(options)
-    parsed = read_logs_for(all_logs(logs, logs_option), output, **log_opts)
-    profs = read_profiles(profiles) if profiles else None
+    paths = all_logs(logs, logs_option)
+    profs = (
+        read_profiles(profiles) if profiles else None
+    )  # a bad profiles file fails before the logs are read
+    if profiles and not profs:
+        raise ConfigError(
+            f"{profiles} holds no profiles: give the profiles.jsonl written by `interests extract`"
+        )
+    parsed = read_logs_for(paths, output, **log_opts)
     model = run(
         parsed,
         profiles=profs,
@@ -183,6 +191,7 @@ def train(
             "users": len(parsed.histories),
             "items": model.config.n_items,
             "profiles": len(profs or []),
+            "profiles_matched": sum(1 for p in profs or [] if p.user_id in parsed.histories),
             "epochs": tl.epochs,
             "best_epoch": tl.best_epoch,
             "holdout_ndcg@20": tl.best_valid,
@@ -333,7 +342,8 @@ def evaluate(
     as_json: bool,
     **options: Any,
 ) -> None:
-    """Evaluate the two-tower against SASRec, EASE, ItemKNN and popularity on LOGS (BENCHMARK.md protocol)."""
+    """Evaluate the two-tower against SASRec, EASE, ItemKNN and popularity on LOGS (the protocol of
+    docs/benchmarks.md)."""
     from interests.errors import ConfigError
     from interests.pipeline import cached_profiles, hashing_taxonomy
     from interests.recsys.evaluate import VARIANTS

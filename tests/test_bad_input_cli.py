@@ -167,7 +167,7 @@ def test_profiles_of_other_users(tmp_path: Path, profiles_file: Path, example_lo
 
 
 def test_read_profiles_of_a_missing_path_raises() -> None:
-    with pytest.raises(InputNotFoundError, match="profiles file not found: typo.jsonl"):
+    with pytest.raises(InputNotFoundError, match=r"profiles file not found: typo\.jsonl"):
         interests.read_profiles("typo.jsonl")
     with pytest.raises(FileNotFoundError):  # a FileNotFoundError too
         read_profiles(Path("typo.jsonl"))
