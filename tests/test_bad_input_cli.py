@@ -179,3 +179,22 @@ def test_read_profiles_format_errors_are_input_errors(tmp_path: Path) -> None:
     path.write_text("[1, 2]\n")
     with pytest.raises(InputFormatError, match="a JSON array"):
         read_profiles(path)
+
+
+def test_a_run_without_errors_writes_no_errors_file(example_logs_dir: Path, tmp_path: Path) -> None:
+    from interests.ingest import read_logs
+    from interests.llm.fake import FakeBackend, schema_answer
+    from interests.profile.extract import extract_profiles, sibling_path
+
+    def valid(request, attempt):  # type: ignore[no-untyped-def]
+        return json.dumps(schema_answer(request.schema(), summary="Likes the things in the log.")), "stop"
+
+    logs = read_logs(example_logs_dir / "events.csv", catalog=example_logs_dir / "catalog.jsonl")
+    out = tmp_path / "p.jsonl"
+    errors = sibling_path(out, "errors")
+    res = extract_profiles(logs, output=out, backend=FakeBackend(valid), limit=3)
+    assert res.profiles == 3 and res.errors == 0 and not errors.exists()
+    res = extract_profiles(logs, output=out, backend=FakeBackend(lambda r, a: ("{}", "stop")), limit=5)
+    assert res.errors == 2 and len(read_errors(errors)) == 2  # written once a user failed
+    res = extract_profiles(logs, output=out, backend=FakeBackend(valid), limit=5, retry_errors=True)
+    assert res.profiles == 2 and read_errors(errors) == [] and len(read_profiles(out)) == 5
