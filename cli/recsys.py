@@ -213,7 +213,7 @@ def train(
 @click.option("--explain", is_flag=True, help="Show what drove each score (history items, interest nodes).")
 @click.option(
     "--diverse",
-    type=float,
+    type=click.FloatRange(0, 1),
     default=0.0,
     show_default=True,
     help="Re-rank across L1 domains (0 off .. 1 strongest).",
@@ -271,13 +271,39 @@ def recommend(
 ) -> None:
     """Recommend items for users of a trained MODEL_DIR, with reasons; steer it by nodes of the
     hierarchy (--domain, --topic, --avoid, --mix) or open new domains (--explore)."""
+    from interests.errors import ConfigError
     from interests.pipeline import recommend as run
     from interests.recsys.explain import reason_lines
+    from interests.recsys.recommender import TwoTower
 
+    model = TwoTower.load(model_dir)
     seen = [i.strip() for i in (items or "").split(",") if i.strip()]
+    known_items = model.known.item_index if model.known is not None else {}
+    bad_items = [i for i in seen if i not in known_items]
+    if bad_items:
+        raise ConfigError(
+            f"unknown item id{'s' if len(bad_items) > 1 else ''} in --items: {', '.join(bad_items[:10])} "
+            f"(not in {model_dir}'s catalogue); give item ids the model was trained on"
+        )
+    users = user_list(user) or []
+    known_users = model.known.user_index() if model.known is not None else {}
+    unknown = [u for u in users if u not in known_users]
+    if unknown:
+        click.echo(
+            f"unknown user{'s' if len(unknown) > 1 else ''} (not in {model_dir}'s training logs), "
+            f"skipped: {', '.join(unknown[:10])}{', ...' if len(unknown) > 10 else ''}; "
+            "for a new user give --items ITEM,... and/or --text TEXT",
+            err=True,
+        )
+        users = [u for u in users if u in known_users]
+        if not users and not seen and not text:
+            raise ConfigError(
+                f"none of the {len(unknown)} users could be served: they are not in {model_dir}'s "
+                "training logs (for a new user give --items ITEM,... and/or --text TEXT)"
+            )
     out = run(
-        model_dir,
-        user_list(user) or [],
+        model,
+        users,
         k=k,
         explain=explain,
         diverse=diverse,
