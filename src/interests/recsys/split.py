@@ -1,4 +1,4 @@
-"""The BENCHMARK.md per-user temporal split and the evaluation cases built from it.
+"""The per-user temporal split of docs/benchmarks.md ("Protocol") and the evaluation cases built from it.
 
 Each user's events are already in time order (ties in file order). The last
 10% (at least 1) is **test**, the 10% before it (at least 1 when the user has
