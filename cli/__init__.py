@@ -21,6 +21,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "extract",
         "Write a hierarchical interest profile for every user in log files.",
     ),
+    "check": (
+        "interests.cli.check",
+        "check",
+        "Read and map logs as extract would, without the engine; say what was found.",
+    ),
     "update": (
         "interests.cli.update",
         "update",
