@@ -198,3 +198,20 @@ def test_a_run_without_errors_writes_no_errors_file(example_logs_dir: Path, tmp_
     assert res.errors == 2 and len(read_errors(errors)) == 2  # written once a user failed
     res = extract_profiles(logs, output=out, backend=FakeBackend(valid), limit=5, retry_errors=True)
     assert res.profiles == 2 and read_errors(errors) == [] and len(read_profiles(out)) == 5
+
+
+def test_report_takes_the_log_options_and_comma_separated_users(
+    tmp_path: Path, profiles_file: Path, example_logs_dir: Path
+) -> None:
+    renamed = tmp_path / "events.csv"  # columns only --map finds
+    text = (example_logs_dir / "events.csv").read_text()
+    renamed.write_text(text.replace("user,item,", "who,what,", 1))
+    out = tmp_path / "r.md"
+    args = ["report", str(profiles_file), "--user", "u001,u002", "--logs", str(renamed), "-o", str(out)]
+    line = one_line_error(run(*args), 1, "events.csv", "no column for user", "--map user=COLUMN")
+    assert "who, what" in line
+    res = run(*args, "--map", "user=who,item=what", "--tz", "Europe/Paris", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"output": str(out), "format": "md", "users": 2, "profiles": 24}
+    page = out.read_text()
+    assert "u001" in page and "u002" in page and "u003" not in page
