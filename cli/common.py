@@ -267,7 +267,13 @@ def read_logs_for(
     )
     if not rep.users:
         raise click.ClickException(
-            "no usable events in the logs: " + why_no_events(logs, rep, quarantine_path, users)
+            "no usable events in the logs: "
+            + why_no_events(logs, rep, quarantine_path, users)
+            + (
+                f"; is every column named in --map {mapping} in the logs?"
+                if mapping and set(rep.by_reason) & {"missing user", "missing item"}
+                else ""
+            )
         )
     return parsed
 

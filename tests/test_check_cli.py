@@ -44,3 +44,14 @@ def test_check_tries_a_map(tmp_path: Path) -> None:
     assert json.loads(res.stdout)["users"] == 2 and json.loads(res.stdout)["quarantine_file"] is None
     res = CliRunner().invoke(cli, ["check", str(tmp_path / "nosuch.csv")])
     assert res.exit_code == 2 and "nosuch.csv" in res.output
+
+
+def test_json_logs_with_a_map_naming_a_missing_key(tmp_path: Path) -> None:
+    logs = tmp_path / "events.jsonl"
+    logs.write_text('{"user": "u1", "item": "i1"}\n{"user": "u2", "item": "i2"}\n')
+    q = tmp_path / "q.jsonl"
+    res = CliRunner().invoke(cli, ["check", str(logs), "--map", "item=nosuch", "--quarantine", str(q)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    [line] = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]
+    assert "all 2 rows were quarantined (missing item: 2)" in line and str(q) in line and q.is_file()
+    assert "--map item=nosuch" in line
