@@ -30,7 +30,7 @@ demo: model
 		|| [ $$? -eq 1 ]
 	$(PY) examples/show_profiles.py out/profiles.jsonl
 	$(VENV)/bin/interests report out/profiles.jsonl --all --logs examples/logs/events.csv \
-		--catalog examples/logs/catalog.jsonl --errors out/profiles.errors.jsonl -o out/report.html
+		--catalog examples/logs/catalog.jsonl -o out/report.html
 	@echo "report: out/report.html (open it in a browser)"
 
 browser:

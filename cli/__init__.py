@@ -21,6 +21,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "extract",
         "Write a hierarchical interest profile for every user in log files.",
     ),
+    "check": (
+        "interests.cli.check",
+        "check",
+        "Read and map logs as extract would, without the engine; say what was found.",
+    ),
     "update": (
         "interests.cli.update",
         "update",
@@ -57,7 +62,7 @@ def with_envvars(command: click.Command, prefix: str) -> None:
     """Give every option without one an environment variable named after it.
 
     ``interests extract --batch-size`` reads ``INTERESTS_EXTRACT_BATCH_SIZE``, ``interests taxonomy
-    build --k`` reads ``INTERESTS_TAXONOMY_BUILD_K``: the option's first long name, not the Python
+    build --domains`` reads ``INTERESTS_TAXONOMY_BUILD_DOMAINS``: the option's first long name, not the Python
     parameter's (which click's ``auto_envvar_prefix`` would use). Options that name their own
     variable (``--api-key``: ``INTERESTS_API_KEY``) keep it.
     """

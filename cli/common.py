@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -14,17 +16,25 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class MissingInput(click.ClickException):
+    """A missing input file or folder: exit code 2, as click's own ``exists=True`` checks."""
+
+    exit_code = 2
+
+
 @contextlib.contextmanager
 def friendly_errors() -> Iterator[None]:
     """Turn the SDK's expected errors into one-line ``click`` errors that say how to fix them."""
-    from interests.errors import InterestsError
+    from interests.errors import InputNotFoundError, InterestsError
 
     try:
         yield
+    except InputNotFoundError as exc:  # the exit code of click's own path checks (docs/cli.md)
+        raise MissingInput(str(exc)) from exc
     except InterestsError as exc:
         raise click.ClickException(str(exc)) from exc
     except FileNotFoundError as exc:
-        raise click.ClickException(f"file not found: {exc.filename or exc}") from exc
+        raise MissingInput(f"file not found: {exc.filename or exc}") from exc
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through sigterm_as_interrupt
         click.echo("\ninterrupted: finished work is saved; the same command resumes it", err=True)
         raise SystemExit(130) from None
@@ -70,8 +80,15 @@ def sdk_command(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with sigterm_as_interrupt(), friendly_errors():
-            return func(*args, **kwargs)
+        try:
+            with sigterm_as_interrupt(), friendly_errors():
+                out = func(*args, **kwargs)
+                sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+                return out
+        except BrokenPipeError:  # `interests recommend ... | head`: stop quietly, as Unix tools do
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(141) from None  # 128 + SIGPIPE, what a shell shows for `yes | head`
 
     return wrapper  # type: ignore[return-value]
 
@@ -120,8 +137,7 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
-#: options of every command that reads interaction logs (the LOGS argument is the command's own)
-log_options = _stack(
+_CATALOG_OPTIONS = (
     click.option(
         "--catalog", type=click.Path(), help="Item catalogue (CSV/TSV/JSON Lines/Parquet, gzip ok)."
     ),
@@ -133,11 +149,8 @@ log_options = _stack(
     click.option(
         "--catalog-map", "catalog_mapping", help="Catalogue column mapping, e.g. item=asin,title=title."
     ),
-    click.option(
-        "--quarantine",
-        type=click.Path(dir_okay=False),
-        help="Bad input rows [default: <output>.quarantine.jsonl].",
-    ),
+)
+_READ_OPTIONS = (
     click.option(
         "--strict", is_flag=True, help="Stop at the first bad input row instead of quarantining it."
     ),
@@ -159,6 +172,17 @@ log_options = _stack(
         help="Time zone for naive timestamps and for hour/weekday rhythms.",
     ),
 )
+_QUARANTINE_OPTION = click.option(
+    "--quarantine",
+    type=click.Path(dir_okay=False),
+    help="Bad input rows [default: <output>.quarantine.jsonl].",
+)
+
+#: options of every command that reads interaction logs (the LOGS argument is the command's own)
+log_options = _stack(*_CATALOG_OPTIONS, _QUARANTINE_OPTION, *_READ_OPTIONS)
+
+#: :data:`log_options` without ``--quarantine``, for a command whose ``--quarantine`` is an input (``report``)
+log_read_options = _stack(*_CATALOG_OPTIONS, *_READ_OPTIONS)
 
 
 def logs_arguments(func: F) -> F:
@@ -242,8 +266,59 @@ def read_logs_for(
         + f"; {rep.users} users, {rep.items} items"
     )
     if not rep.users:
-        raise click.ClickException("no usable events in the logs; see the quarantine file for why")
+        raise click.ClickException(
+            "no usable events in the logs: "
+            + why_no_events(logs, rep, quarantine_path, users)
+            + (
+                f"; is every column named in --map {mapping} in the logs?"
+                if mapping and set(rep.by_reason) & {"missing user", "missing item"}
+                else ""
+            )
+        )
     return parsed
+
+
+def why_no_events(logs: tuple[str, ...], rep: Any, quarantine: Any, users: list[str] | None) -> str:
+    """What is wrong with logs that gave no event: every row quarantined, or each file empty,
+    not text, or without rows (the quarantine file is named only when it holds rows)."""
+    if rep.rows_quarantined:
+        reasons = ", ".join(f"{r}: {n}" for r, n in sorted(rep.by_reason.items(), key=lambda kv: -kv[1]))
+        return f"all {rep.rows_quarantined} rows were quarantined ({reasons}); see {quarantine}"
+    if users and rep.rows_filtered:
+        return f"none of the {rep.rows_filtered} rows belong to --user {','.join(users[:5])}"
+    if rep.skipped_files and not rep.files:
+        first, why = next(iter(rep.skipped_files.items()))
+        return f"every file was skipped ({first}: {why}); give log files (CSV, TSV, JSON Lines, Parquet)"
+    return "; ".join(describe_empty(p) for p in logs)
+
+
+def describe_empty(path: str) -> str:
+    """Why ``path`` gave no row: ``x.csv is empty``, ``x.csv is not text (binary data)``, ..."""
+    import codecs
+    from pathlib import Path
+
+    if path == "-":
+        return "standard input held no rows"
+    p = Path(path)
+    if p.is_dir():
+        return f"{p} holds no log rows"
+    with p.open("rb") as f:
+        head = f.read(8192)
+    if not head.strip():
+        return f"{p} is empty: give a log with a header and rows"
+    if head[:2] in (b"\x1f\x8b", b"BZ") or head[:4] == b"PAR1" or head[:6] == b"\xfd7zXZ\x00":
+        return f"{p} has no rows"
+    try:
+        binary = b"\0" in head and head[:2] not in (b"\xff\xfe", b"\xfe\xff")
+        if not binary:
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        binary = True
+    if binary:
+        return (
+            f"{p} is not text (binary data): give CSV, TSV, JSON Lines or Parquet logs (plain or gzip/bz2/xz)"
+        )
+    return f"{p} has a header but no rows"
 
 
 #: options choosing the LLM that writes the words: the in-process engine or a server

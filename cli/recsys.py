@@ -59,7 +59,7 @@ def _int_list(value: str, name: str | None) -> list[int]:
     "--holdout/--no-holdout",
     default=True,
     show_default=True,
-    help="Pick epochs and fusion on each user's valid events (BENCHMARK.md split), then refit on all.",
+    help="Pick epochs and fusion on each user's valid events (docs/benchmarks.md split), then refit on all.",
 )
 @click.option("--backbone/--no-backbone", default=True, show_default=True, help="Fuse an item-item backbone.")
 @click.option(
@@ -141,6 +141,7 @@ def train(
     **options: Any,
 ) -> None:
     """Train the two-tower recommender from LOGS (files, folders or -), profiles and a taxonomy."""
+    from interests.errors import ConfigError
     from interests.pipeline import train as run
     from interests.profile.store import read_profiles
 
@@ -163,8 +164,15 @@ def train(
 
     replaced = forgotten_in(output)  # a model users were forgotten from: this retrain supersedes it
     log_opts, _ = split_options(options)
-    parsed = read_logs_for(all_logs(logs, logs_option), output, **log_opts)
-    profs = read_profiles(profiles) if profiles else None
+    paths = all_logs(logs, logs_option)
+    profs = (
+        read_profiles(profiles) if profiles else None
+    )  # a bad profiles file fails before the logs are read
+    if profiles and not profs:
+        raise ConfigError(
+            f"{profiles} holds no profiles: give the profiles.jsonl written by `interests extract`"
+        )
+    parsed = read_logs_for(paths, output, **log_opts)
     model = run(
         parsed,
         profiles=profs,
@@ -209,6 +217,7 @@ def train(
             "users": len(parsed.histories),
             "items": model.config.n_items,
             "profiles": len(profs or []),
+            "profiles_matched": sum(1 for p in profs or [] if p.user_id in parsed.histories),
             "epochs": tl.epochs,
             "best_epoch": tl.best_epoch,
             "holdout_ndcg@20": tl.best_valid,
@@ -231,7 +240,7 @@ def train(
 @click.option("--explain", is_flag=True, help="Show what drove each score (history items, interest nodes).")
 @click.option(
     "--diverse",
-    type=float,
+    type=click.FloatRange(0, 1),
     default=0.0,
     show_default=True,
     help="Re-rank across L1 domains (0 off .. 1 strongest).",
@@ -289,6 +298,7 @@ def recommend(
 ) -> None:
     """Recommend items for users of a trained MODEL_DIR, with reasons; steer it by nodes of the
     hierarchy (--domain, --topic, --avoid, --mix) or open new domains (--explore)."""
+    from interests.errors import ConfigError
     from interests.pipeline import recommend as run
     from interests.recsys.explain import reason_lines
     from interests.recsys.forget_rows import forgotten_note
@@ -296,11 +306,36 @@ def recommend(
     marked = forgotten_note(model_dir)
     if marked:
         note(marked)
+    from interests.recsys.recommender import TwoTower
 
+    model = TwoTower.load(model_dir)
     seen = [i.strip() for i in (items or "").split(",") if i.strip()]
+    known_items = model.known.item_index if model.known is not None else {}
+    bad_items = [i for i in seen if i not in known_items]
+    if bad_items:
+        raise ConfigError(
+            f"unknown item id{'s' if len(bad_items) > 1 else ''} in --items: {', '.join(bad_items[:10])} "
+            f"(not in {model_dir}'s catalogue); give item ids the model was trained on"
+        )
+    users = user_list(user) or []
+    known_users = model.known.user_index() if model.known is not None else {}
+    unknown = [u for u in users if u not in known_users]
+    if unknown:
+        click.echo(
+            f"unknown user{'s' if len(unknown) > 1 else ''} (not in {model_dir}'s training logs), "
+            f"skipped: {', '.join(unknown[:10])}{', ...' if len(unknown) > 10 else ''}; "
+            "for a new user give --items ITEM,... and/or --text TEXT",
+            err=True,
+        )
+        users = [u for u in users if u in known_users]
+        if not users and not seen and not text:
+            raise ConfigError(
+                f"none of the {len(unknown)} users could be served: they are not in {model_dir}'s "
+                "training logs (for a new user give --items ITEM,... and/or --text TEXT)"
+            )
     out = run(
-        model_dir,
-        user_list(user) or [],
+        model,
+        users,
         k=k,
         explain=explain,
         diverse=diverse,
@@ -374,7 +409,8 @@ def evaluate(
     as_json: bool,
     **options: Any,
 ) -> None:
-    """Evaluate the two-tower against SASRec, EASE, ItemKNN and popularity on LOGS (BENCHMARK.md protocol)."""
+    """Evaluate the two-tower against SASRec, EASE, ItemKNN and popularity on LOGS (the protocol of
+    docs/benchmarks.md)."""
     from interests.errors import ConfigError
     from interests.pipeline import cached_profiles, hashing_taxonomy
     from interests.recsys.evaluate import VARIANTS

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .common import sdk_command
+from .common import note, sdk_command
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 
 
 def _read(
@@ -84,6 +88,7 @@ def taxonomy() -> None:
     "--domains", "n_domains", type=int, help="Number of global domains [default: chosen by silhouette]."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@_JSON
 @sdk_command
 def build(
     profiles: str,
@@ -95,6 +100,7 @@ def build(
     encoder: str | None,
     n_domains: int | None,
     seed: int,
+    as_json: bool,
 ) -> None:
     """Consolidate the users' domains and topics in PROFILES into one shared taxonomy."""
     from interests.taxonomy import USER_VECTORS_FILE, build_taxonomy
@@ -107,7 +113,21 @@ def build(
     vectors.save(out / USER_VECTORS_FILE)
     clf = tax.metrics.get("classifier", {})
     acc = clf.get("topic_accuracy")
-    click.echo(
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "output": str(out),
+                    "domains": len(tax.domains),
+                    "topics": len(tax.topics),
+                    "profiles": len(profs),
+                    "items_classified": len(tax.assignments),
+                    "domain_accuracy": clf.get("domain_accuracy"),
+                    "topic_accuracy": acc,
+                }
+            )
+        )
+    note(
         f"{len(tax.domains)} domains, {len(tax.topics)} topics from {len(profs)} profiles; "
         f"{len(tax.assignments)} items classified"
         + (
@@ -124,8 +144,9 @@ def build(
 @click.option(
     "--examples", "n_examples", type=int, default=3, show_default=True, help="Example items per node."
 )
+@_JSON
 @sdk_command
-def show(directory: str, n_examples: int) -> None:
+def show(directory: str, n_examples: int, as_json: bool) -> None:
     """Print the taxonomy in DIRECTORY as a tree with sizes and example items."""
     from rich.console import Console
     from rich.markup import escape
@@ -135,6 +156,35 @@ def show(directory: str, n_examples: int) -> None:
 
     tax = Taxonomy.load(directory)
     m = tax.metrics
+    if as_json:
+        doc = {
+            "directory": directory,
+            "encoder": tax.encoder,
+            "items": len(tax.assignments),
+            "domains": [
+                {
+                    "id": d.id,
+                    "label": d.label,
+                    "names": list(d.names),
+                    "items": d.size,
+                    "users": d.n_users,
+                    "examples": list(d.example_items[:n_examples]),
+                    "topics": [
+                        {
+                            "id": t.id,
+                            "label": t.label,
+                            "items": t.size,
+                            "users": t.n_users,
+                            "examples": list(t.example_items[:n_examples]),
+                        }
+                        for t in d.topics
+                    ],
+                }
+                for d in tax.domains
+            ],
+        }
+        click.echo(json.dumps(doc, ensure_ascii=False))
+        return
     root = Tree(
         f"[bold]taxonomy[/] {escape(directory)}: {len(tax.domains)} domains, {len(tax.topics)} topics, "
         f"{len(tax.assignments)} items, encoder {escape(tax.encoder)}, {m.get('n_profiles', '?')} profiles"
@@ -151,7 +201,8 @@ def show(directory: str, n_examples: int) -> None:
             leaf = branch.add(f"[bold]{t.id}[/] {escape(t.label)}  [dim]{t.size} items, {t.n_users} users[/]")
             if t.example_items:
                 leaf.add("[dim]e.g. " + escape("; ".join(t.example_items[:n_examples])) + "[/]")
-    Console(soft_wrap=True).print(root)
+    tty = sys.stdout.isatty()  # sized to the terminal only there; piped, lines are never cut
+    Console(soft_wrap=True, width=None if tty else 100_000).print(root)
 
 
 @taxonomy.command()
@@ -176,6 +227,7 @@ def show(directory: str, n_examples: int) -> None:
     help="A .parquet file for the user vectors, or a folder: the taxonomy with the new items"
     " plus user_vectors.parquet.",
 )
+@_JSON
 @sdk_command
 def apply(
     profiles: str,
@@ -185,6 +237,7 @@ def apply(
     mapping: str | None,
     catalog_mapping: str | None,
     output: str,
+    as_json: bool,
 ) -> None:
     """Map PROFILES onto an existing taxonomy (new users, new items) without rebuilding it."""
     from interests.taxonomy import USER_VECTORS_FILE, Taxonomy, apply_taxonomy
@@ -199,7 +252,18 @@ def apply(
     else:
         vectors.save(out / USER_VECTORS_FILE)
         tax.save(out)
-    click.echo(
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "output": str(out),
+                    "users": len(vectors.user_ids),
+                    "columns": len(vectors.columns),
+                    "new_items_classified": len(tax.assignments) - before,
+                }
+            )
+        )
+    note(
         f"{len(vectors.user_ids)} users x {len(vectors.columns)} columns; "
         f"{len(tax.assignments) - before} new items classified -> {out}"
     )

@@ -63,7 +63,7 @@ def test_models_list_shows_the_embedded_default():
 
 def test_missing_log_file_is_a_one_line_error(tmp_path):
     res = CliRunner().invoke(cli, ["extract", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "p.jsonl")])
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a missing input file, as click's own path checks (docs/cli.md)
     assert res.output.startswith("Error:") and "nope.csv" in res.output
 
 

@@ -116,6 +116,7 @@ def train(
 
         ids = list(profiles) if isinstance(profiles, Mapping) else [p.user_id for p in profiles]
         parsed.histories = dict(match_ids(parsed.histories, ids))  # profiles written with hashed ids
+        check_profiles_match(ids, parsed.histories)
     if isinstance(taxonomy, str | Path):
         from .taxonomy import Taxonomy
 
@@ -126,6 +127,29 @@ def train(
     if output is not None:
         model.save(output)
     return model
+
+
+def check_profiles_match(profile_ids: Sequence[str], histories: Mapping[str, Any]) -> int:
+    """How many profiles name a user of the logs: an error when none does, a warning when some do not."""
+    from .errors import ConfigError
+
+    ids = list(dict.fromkeys(profile_ids))
+    matched = [u for u in ids if u in histories]
+    if not matched:
+        raise ConfigError(
+            f"0 of {len(ids)} profiles match users in the logs (profiles: {', '.join(ids[:3])}"
+            f"{', ...' if len(ids) > 3 else ''}; logs: {', '.join(list(histories)[:3])}"
+            f"{', ...' if len(histories) > 3 else ''}): give the profiles extracted from these logs"
+        )
+    if len(matched) < len(ids):
+        log.warning(
+            "%d of %d profiles match users in the logs; the other %d are not used (e.g. %s)",
+            len(matched),
+            len(ids),
+            len(ids) - len(matched),
+            next(u for u in ids if u not in histories),
+        )
+    return len(matched)
 
 
 def recommend(

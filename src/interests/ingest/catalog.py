@@ -141,11 +141,12 @@ def read_catalog(
             if src.columns is not None:
                 fixed = cmap.resolve(src.columns)
                 if fixed["item"] is None:
-                    raise IngestError(
-                        f"{f.name}: no item id column in the catalogue (columns: {', '.join(src.columns)}); "
-                        "name it, e.g. --catalog-map item=movieId"
-                    )
+                    raise _no_item_column(f.name, cmap, src.columns)
             cache: dict[tuple[str, ...], dict[str, str | None]] = {}
+            # rows without an id wait here until some row has the id column: a catalogue in which
+            # none has it is an error naming the column, not every row quarantined
+            waiting: list[tuple[int, str]] | None = [] if fixed is None else None
+            keys_seen: dict[str, None] = {}
             for line, values, raw, error in src.records():
                 if error is not None:
                     q.add(f.name, line, error, raw or "")
@@ -164,13 +165,36 @@ def read_catalog(
                     if cols is None:
                         cols = cache[keys] = cmap.resolve(keys)
                 item = _item(rec, cols)
+                if waiting is not None:
+                    if cols["item"] is None:
+                        keys_seen.update(dict.fromkeys(map(str, rec)))
+                        waiting.append((line, raw if raw is not None else json.dumps(rec, default=str)))
+                        continue
+                    for old_line, old_raw in waiting:
+                        q.add(f.name, old_line, REASON_ITEM, old_raw)
+                    waiting = None
                 if item is None:
                     q.add(f.name, line, REASON_ITEM, raw if raw is not None else json.dumps(rec, default=str))
                 elif item.item_id in catalog:
                     _merge(catalog[item.item_id], item)
                 else:
                     catalog.add(item)
+            if waiting:
+                raise _no_item_column(f.name, cmap, list(keys_seen))
     return catalog
+
+
+def _no_item_column(name: str, cmap: CatalogMapping, columns: list[str]) -> IngestError:
+    cols = ", ".join(columns) or "(none)"
+    if not cmap.is_default("item") and cmap.item is not None:
+        return IngestError(
+            f"{name}: no column {cmap.item!r} in the catalogue (--catalog-map item={cmap.item}); "
+            f"its columns are: {cols}"
+        )
+    return IngestError(
+        f"{name}: no item id column in the catalogue (columns: {cols}); "
+        "name it, e.g. --catalog-map item=movieId"
+    )
 
 
 __all__ = ["categories_of", "read_catalog"]

@@ -69,11 +69,18 @@ def _parse_spec(
     else:
         pairs = list(spec.items())
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for key, value in pairs:
         name = str(key).strip()
         name = keys.get(name, name)
         if name not in names:
             raise IngestError(f"unknown field {key!r} in mapping; fields are: {', '.join(names)}")
+        if name in given:
+            raise IngestError(
+                f"field {name!r} is mapped twice ({given[name]}, {str(key).strip()}={value}): "
+                "give each field once"
+            )
+        given[name] = f"{str(key).strip()}={value}"
         if value is None or str(value).strip().lower() in NULL_SPEC:
             out[name] = None
         else:

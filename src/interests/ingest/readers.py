@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import InputNotFoundError
 from .quarantine import (
     REASON_COLUMNS,
     REASON_CSV,
@@ -90,6 +91,14 @@ def format_for(path: Path) -> str | None:
     return SUFFIX_FORMATS.get(suffixes[-1]) if suffixes else None
 
 
+class MissingInputError(IngestError, InputNotFoundError):
+    """A log or catalogue path that does not exist (an :class:`IngestError` and a ``FileNotFoundError``)."""
+
+    def __init__(self, message: str, path: str | Path) -> None:
+        super().__init__(message, file=str(path))
+        self.filename = str(path)
+
+
 def expand_paths(
     paths: str | Path | Sequence[str | Path], exclude: Sequence[Path] = ()
 ) -> tuple[list[InputFile], dict[str, str]]:
@@ -119,7 +128,7 @@ def expand_paths(
         elif path.is_file():
             files.append(InputFile(path, str(path), format_for(path)))
         else:
-            raise IngestError(f"no such file or directory: {str(p)!r}")
+            raise MissingInputError(f"no such file or directory: {str(p)!r}", p)
     return files, skipped
 
 

@@ -105,9 +105,23 @@ class EventStream:
                 if res.user is None or res.item is None:
                     missing = "user" if res.user is None else "item"
                     cols = ", ".join(src.columns or []) or "(none)"
+                    if _binary(src.columns or []):
+                        if f.from_dir:
+                            self.report.skipped_files[f.name] = "not text (binary data)"
+                            return
+                        raise IngestError(
+                            f"{f.name} is not text (binary data): give CSV, TSV, JSON Lines or Parquet "
+                            "logs (plain or gzip/bz2/xz)"
+                        )
                     if f.from_dir:
                         self.report.skipped_files[f.name] = f"no {missing} column (columns: {cols})"
                         return
+                    if not self.mapping.is_default(missing):
+                        named = getattr(self.mapping, missing)
+                        raise IngestError(
+                            f"{f.name}: no column {named!r} (--map {missing}={named}); "
+                            f"the file's columns are: {cols}"
+                        )
                     raise IngestError(
                         f"{f.name}: no column for {missing} (columns: {cols}); name it with "
                         f"--map {missing}=COLUMN, or map a file without a header by position: "
@@ -251,6 +265,13 @@ class EventStream:
             self._seen.add(key)
         self.report.rows_used += 1
         return event
+
+
+def _binary(columns: Sequence[str]) -> bool:
+    """Whether a header is binary data: NUL bytes, control characters or bytes that are not UTF-8."""
+    return any(
+        ch == "\0" or "\udc80" <= ch <= "\udcff" or (ch < " " and ch not in "\t") for c in columns for ch in c
+    )
 
 
 def _digest(key: tuple[Any, ...]) -> int:

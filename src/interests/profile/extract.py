@@ -187,15 +187,16 @@ def plan_job(
 ) -> tuple[Path, Path, list[str], set[str]]:
     """A run's set-up: ``(output, errors path, selected users in order, users already done)``.
 
-    Both files are repaired and exist afterwards (even when empty); with
-    ``retry_errors`` the error records are dropped first, so those users run again.
+    Both files are repaired; the profiles file exists afterwards (even when empty), the
+    errors file only once a user ended in an error record. With ``retry_errors`` the error
+    records are dropped first, so those users run again.
     """
     output = Path(output)
     errors_path = Path(errors) if errors is not None else sibling_path(output, "errors")
     for p in (output, errors_path):
         repair(p)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.touch()
+    output.touch()
     if retry_errors:
         rewrite_without(errors_path, done_users(errors_path))
     wanted = None if users is None else set(users)  # once, not per user (was quadratic in --users)

@@ -9,6 +9,7 @@ appends, so a file never holds a half-written record twice.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,7 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..errors import InputFormatError, InputNotFoundError
 from ..schema import ErrorRecord, InterestProfile
+
+log = logging.getLogger(__name__)
+
+_GZIP = b"\x1f\x8b"
 
 
 def repair(path: str | Path) -> int:
@@ -94,13 +100,101 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def read_records(path: str | Path, what: str = "profile") -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of a JSON Lines file given as input, with one-line errors.
+
+    A missing file raises :class:`~interests.errors.InputNotFoundError`; a binary, compressed,
+    pretty-printed (a JSON array, an object over several lines) or non-JSON file raises
+    :class:`~interests.errors.InputFormatError` naming the file, the line and the fix. A torn
+    last line (no newline and not JSON: a killed writer) is skipped with a warning that names
+    it; a whole last line without its newline is read.
+    """
+    p = Path(path)
+    kind = f"{what}s file (JSON Lines, one {what} a line)"
+    fixed = p.with_name(p.stem + (".lines.jsonl" if p.suffix == ".jsonl" else ".jsonl")).name
+    if not p.is_file():
+        if p.is_dir():
+            raise InputFormatError(f"{p} is a folder: give the {kind}")
+        raise InputNotFoundError(f"{what}s file not found: {p}", p)
+    with p.open("rb") as f:
+        head = f.read(8192)
+        if head.startswith(_GZIP):
+            raise InputFormatError(f"{p} is compressed (gzip): decompress it (gunzip) and give the {kind}")
+        if b"\0" in head:
+            raise InputFormatError(f"{p} is not a text file (binary data): give the {kind}")
+        f.seek(0)
+        for n, raw in enumerate(f, start=1):
+            text = raw.strip()
+            if not text:
+                continue
+            try:
+                line = text.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise InputFormatError(f"{p}, line {n}: not UTF-8 text: give the {kind}") from None
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if not raw.endswith(b"\n") and line.startswith("{"):
+                    log.warning(
+                        "%s, line %d: skipped a torn last line (no newline at the end and not whole JSON: "
+                        "a writer was killed while writing it)",
+                        p,
+                        n,
+                    )
+                    return
+                if line.startswith("["):
+                    raise InputFormatError(
+                        f"{p}, line {n}: a JSON array, not JSON Lines: write one {what} a line "
+                        f"(e.g. jq -c '.[]' {p} > {fixed})"
+                    ) from None
+                if line == "{" or (line.startswith('"') and ":" in line) or line.endswith(("{", "[", ",")):
+                    raise InputFormatError(
+                        f"{p}, line {n}: not a whole JSON object; the file looks pretty-printed (one object "
+                        f"over several lines): write one {what} a line (e.g. jq -c . {p} > {fixed})"
+                    ) from None
+                raise InputFormatError(f"{p}, line {n}: not JSON ({exc.msg}): give the {kind}") from None
+            if isinstance(obj, list):
+                raise InputFormatError(
+                    f"{p}, line {n}: a JSON array, not one {what} a line (e.g. jq -c '.[]' {p} > {fixed})"
+                )
+            if not isinstance(obj, dict):
+                raise InputFormatError(f"{p}, line {n}: not a JSON object: give the {kind}")
+            yield n, obj
+
+
+def read_validated(path: str | Path, model: Any, what: str) -> list[Any]:
+    """:func:`read_records` validated as ``model``; a record that is not one is a one-line error."""
+    from pydantic import ValidationError
+
+    out = []
+    for n, data in read_records(path, what):
+        try:
+            out.append(model.model_validate(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(x) for x in first["loc"]) or "record"
+            raise InputFormatError(
+                f"{path}, line {n}: not a valid {what} record ({loc}: {first['msg']})"
+                + ("; give the profiles.jsonl written by `interests extract`" if what == "profile" else "")
+            ) from None
+    return out
+
+
 def read_profiles(path: str | Path) -> list[InterestProfile]:
-    """Every profile in a ``profiles.jsonl`` file, validated."""
-    return [InterestProfile.model_validate(d) for d in iter_jsonl(path)]
+    """Every profile in a ``profiles.jsonl`` file, validated.
+
+    A missing file raises :class:`~interests.errors.InputNotFoundError` (a ``FileNotFoundError``),
+    a file that is not JSON Lines profiles :class:`~interests.errors.InputFormatError`.
+    """
+    return read_validated(path, InterestProfile, "profile")
 
 
 def read_errors(path: str | Path) -> list[ErrorRecord]:
-    return [ErrorRecord.model_validate(d) for d in iter_jsonl(path)]
+    """Every error record of a ``profiles.errors.jsonl`` file; none when the file does not exist
+    (a run without errors writes none). Other problems raise as in :func:`read_profiles`."""
+    if not Path(path).exists():
+        return []
+    return read_validated(path, ErrorRecord, "error")
 
 
 def done_users(*paths: str | Path | None) -> set[str]:
@@ -177,6 +271,8 @@ __all__ = [
     "iter_jsonl",
     "read_errors",
     "read_profiles",
+    "read_records",
+    "read_validated",
     "repair",
     "replace_bytes",
     "replace_lines",

@@ -4,7 +4,7 @@
     model = TwoTower().fit(logs, profiles=profiles, taxonomy=taxonomy)
     items, scores = model.recommend("u001", k=10)
 
-Submodules: :mod:`.split` (the BENCHMARK.md temporal split), :mod:`.metrics`,
+Submodules: :mod:`.split` (the temporal split of docs/benchmarks.md), :mod:`.metrics`,
 :mod:`.baselines` (most popular, recency-popularity, ItemKNN, EASE),
 :mod:`.sasrec` (the sequential baseline), :mod:`.steer` and :mod:`.explore`
 (steering by nodes, explore slots), :mod:`.features`,

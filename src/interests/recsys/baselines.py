@@ -1,4 +1,4 @@
-"""The baselines of BENCHMARK.md: most popular, recency-popularity, ItemKNN (cosine), EASE (Steck 2019).
+"""The baselines of docs/benchmarks.md: most popular, recency-popularity, ItemKNN (cosine), EASE (Steck 2019).
 
 SASRec, the trained sequential baseline, is in :mod:`interests.recsys.sasrec`.
 

@@ -1,4 +1,5 @@
-"""The BENCHMARK.md protocol in one call: baselines, two-tower and ablations, tuned on valid, scored on test.
+"""The protocol of docs/benchmarks.md in one call: baselines, two-tower and ablations, tuned on valid,
+scored on test.
 
 For each stage the models see only what the protocol allows: scoring valid,
 train events (and profiles / taxonomy built from them); scoring test,

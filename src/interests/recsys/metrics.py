@@ -1,8 +1,8 @@
-"""Ranking metrics of BENCHMARK.md: Recall@K, NDCG@K, coverage@K, diversity@K.
+"""Ranking metrics of docs/benchmarks.md ("Protocol"): Recall@K, NDCG@K, coverage@K, diversity@K.
 
 Binary relevance; NDCG's ideal DCG is over ``min(|targets|, K)`` items;
 Recall@K is hits over ``min(|targets|, K)`` (so a perfect list scores 1; this is
-the definition that reproduces the BENCHMARK.md reference numbers). All functions take ranked index lists.
+the definition that reproduces the reference numbers of the protocol). All functions take ranked index lists.
 """
 
 from __future__ import annotations

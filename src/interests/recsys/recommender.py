@@ -693,7 +693,7 @@ def fit_two_tower(
 ) -> TwoTower:
     """Train a model the way ``interests train`` does.
 
-    With ``holdout`` the BENCHMARK.md temporal split's valid events pick the
+    With ``holdout`` the valid events of the temporal split (docs/benchmarks.md) pick the
     backbone (:func:`~interests.recsys.backbone.choose_backbone`: EASE or
     ItemKNN with its parameter and recency decay, or SASRec), the epoch count (early
     stopping) and the fusion weight (:func:`choose_fusion`: the backbone alone

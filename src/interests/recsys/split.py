@@ -1,6 +1,6 @@
-"""The evaluation protocols' splits and the evaluation cases built from them.
+"""The evaluation protocols' splits (docs/benchmarks.md, "Protocol") and the evaluation cases built from them.
 
-``last`` (:class:`TemporalSplit`, the BENCHMARK.md protocol): per-user leave-last-out.
+``last`` (:class:`TemporalSplit`): per-user, the latest events held out.
 ``time`` (:class:`GlobalTimeSplit`): one cut time for everybody.
 
 **last.**

@@ -10,12 +10,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pydantic import ValidationError
-
 from ..errors import ConfigError
 from ..events import Catalog, UserHistory
 from ..profile.privacy import hashed_profiles, match_ids
-from ..profile.store import iter_jsonl
+from ..profile.store import read_validated
 from ..schema import ErrorRecord, InterestProfile, QuarantinedRow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,20 +25,7 @@ LogsInput: TypeAlias = "str | Path | Sequence[str | Path] | Mapping[str, UserHis
 
 
 def _read_jsonl(path: PathLike, model: Any, what: str) -> list[Any]:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what} file not found: {p}")
-    out = []
-    for n, data in enumerate(iter_jsonl(p), start=1):
-        try:
-            out.append(model.model_validate(data))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(x) for x in first["loc"])
-            raise ConfigError(
-                f"{p}: record {n} is not a valid {what} record ({loc}: {first['msg']})"
-            ) from exc
-    return out
+    return read_validated(path, model, what)
 
 
 def load_profiles(profiles: ProfilesInput) -> list[InterestProfile]:
