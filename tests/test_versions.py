@@ -158,3 +158,26 @@ def test_files_written_before_schema_1_3_are_still_answered(sequence: dict[str, 
     assert len(versions) == 3
     last = versions[-1].profile
     assert version_at(old, u, last.time_patterns.last_seen).profile == last
+
+
+def test_reports_show_how_the_domains_moved_across_versions(sequence: dict[str, Any], tmp_path: Path) -> None:
+    """A report of a profiles file with a history: one bar per version, holding its domains' weights."""
+    import re
+
+    from interests.report import write_report
+
+    out, user = sequence["out"], sequence["users"][0]
+    versions = profile_versions(out, user)
+    html = write_report(tmp_path / "u.html", out, user=user).read_text(encoding="utf-8")
+    figure = re.search(r'<figure data-role="versions">(.*?)</figure>', html, re.S)
+    assert figure is not None
+    bars = re.findall(r'<rect class="version" data-domain="([^"]*)" data-weight="([0-9.]+)"', figure.group(1))
+    want = [(d.name, round(d.weight, 4)) for v in versions for d in v.profile.domains]
+    assert [(n, float(w)) for n, w in bars] == want  # every version's domains, oldest first
+    md = write_report(tmp_path / "u.md", out, user=user).read_text(encoding="utf-8")
+    assert md.count("| v") == len(versions) and "Domains across profile versions" in md
+    # a profiles file without a history: no versions chart
+    alone = tmp_path / "alone" / "profiles.jsonl"
+    alone.parent.mkdir()
+    alone.write_text(out.read_text(encoding="utf-8"), encoding="utf-8")
+    assert 'data-role="versions"' not in write_report(tmp_path / "a.html", alone, user=user).read_text()

@@ -192,6 +192,37 @@ def bars(rows: Sequence[tuple[str, float]], *, title: str, kind: str = "bars") -
     return _svg(kind, title, width, 8 + row * max(len(rows), 1), body)
 
 
+def versions(rows: Sequence[tuple[str, Sequence[tuple[str, float]]]], *, title: str) -> Markup:
+    """One stacked bar per profile version (oldest first): its domains' weights, a colour per domain name."""
+    width, left, row = 720, 150, 24
+    plot_w = width - left - 20
+    names = list(dict.fromkeys(n for _, parts in rows for n, _ in parts))
+    body: list[str] = []
+    for k, (label, parts) in enumerate(rows):
+        y = 4 + k * row
+        body.append(_el("text", label, x=left - 8, y=y + 14, text_anchor="end", fill=INK))
+        x = float(left)
+        for name, weight in parts:
+            w = max(0.0, weight) * plot_w
+            body.append(
+                f'<rect class="version" data-domain="{escape(name)}" data-weight="{weight:.4f}" x="{x:.1f}" '
+                f'y="{y + 2}" width="{w:.1f}" height="16" fill="{color(names.index(name))}">'
+                + _el("title", f"{label}: {name} {weight:.0%}")
+                + "</rect>"
+            )
+            x += w
+    y = 8 + row * len(rows)
+    x = float(left)
+    for k, name in enumerate(names):  # the legend: one swatch per domain name
+        body.append(_el("rect", x=x, y=y, width=10, height=10, fill=color(k)))
+        label = name if len(name) <= 22 else name[:21] + "\u2026"
+        body.append(_el("text", label, x=x + 14, y=y + 9, fill=MUTED))
+        x += 24 + 7 * len(label)
+        if x > width - 120:
+            x, y = float(left), y + 16
+    return _svg("versions", title, width, y + 18, body)
+
+
 def meter(value: float | None, *, title: str) -> Markup:
     """A small diverging bar for a sentiment in -1..1 (grey and empty when unknown)."""
     w, h, mid = 84, 10, 42

@@ -28,6 +28,7 @@ from markupsafe import Markup
 from .. import __version__
 from ..errors import ConfigError
 from ..events import Catalog
+from ..profile.extract import sibling_path
 from ..profile.privacy import hashed_profiles
 from ..schema import ErrorRecord, QuarantinedRow
 from .inputs import (
@@ -48,7 +49,7 @@ from .recommendations import (
     load_recommender,
     recommendations_from_model,
 )
-from .views import IndexView, UserView, index_view, slug, user_view
+from .views import IndexView, UserView, index_view, slug, user_view, version_parts
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..taxonomy.model import Taxonomy
@@ -142,7 +143,10 @@ def _user_views(
     recs: dict[str, list[Recommendation]],
     link_base: Path | None,
     sections: int | None = None,
+    profiles_path: Path | None = None,
 ) -> list[UserView]:
+    """One view per profile; with ``profiles_path`` and its history file, each with its versions."""
+    has_history = profiles_path is not None and sibling_path(profiles_path, "history").exists()
     seen: set[str] = set()
     views = []
     for n, p in enumerate(profiles):
@@ -160,6 +164,9 @@ def _user_views(
                 link_base=link_base,
                 anchor=anchor,
                 full=sections is None or n < sections,
+                versions=version_parts(profiles_path, p.user_id)
+                if has_history and profiles_path is not None and (sections is None or n < sections)
+                else (),
             )
         )
     return views
@@ -215,7 +222,8 @@ def render_report(
         ids = [p.user_id for p in in_full]
         recs.update(recommendations_from_model(recommender, ids, k=k, catalog=cat, histories=histories))
     base = Path(link_base) if link_base is not None else None
-    views = _user_views(chosen, histories, cat, recs, base, sections)
+    path = Path(profiles) if isinstance(profiles, (str, Path)) else None
+    views = _user_views(chosen, histories, cat, recs, base, sections, path)
     index: IndexView | None = None
     if is_index:
         index = index_view(

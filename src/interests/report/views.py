@@ -106,6 +106,8 @@ class UserView:
     heat_rows: list[str]
     activity: Markup | None
     timeline: Markup | None
+    versions: Markup | None  # how the domains moved across the profile's versions (interests update)
+    version_rows: list[tuple[str, str]]  # (version label, "domain 40%, ...") for Markdown
     sparks: list[tuple[str, str, str]]  # domain, trend, sparkline (Markdown)
     periods: tuple[str, str] | None
     recommendations: list[Recommendation]
@@ -212,6 +214,18 @@ def _timeline(tp: TimePatterns) -> Markup | None:
     )
 
 
+def version_parts(profiles_path: Path, user_id: str) -> list[tuple[str, list[tuple[str, float]]]]:
+    """Every version of the user's profile (the history file, then the current one): label, weights."""
+    from interests.profile.versions import profile_versions
+
+    out = []
+    for v in profile_versions(profiles_path, user_id):
+        when = v.data_to or v.valid_from
+        label = f"v{v.number} {when:%Y-%m-%d}" if when else f"v{v.number}"
+        out.append((label, [(d.name, d.weight) for d in v.profile.domains]))
+    return out
+
+
 def user_view(
     profile: InterestProfile,
     *,
@@ -221,10 +235,13 @@ def user_view(
     link_base: Path | None = None,
     anchor: str | None = None,
     full: bool = True,
+    versions: Sequence[tuple[str, Sequence[tuple[str, float]]]] = (),
 ) -> UserView:
     """The view of one profile, with evidence from ``history`` and titles from ``catalog``.
 
     ``full=False`` skips the charts (for users listed on an index without a section).
+    ``versions``: (label, [(domain, weight), ...]) of every version of the
+    profile, oldest first (:func:`version_parts`); two or more make a chart.
     """
     anchor = anchor or "user-" + slug(profile.user_id)
     by_item = events_by_item(history)
@@ -287,6 +304,12 @@ def user_view(
         heat_rows=charts.shade_rows(grid),
         activity=activity,
         timeline=timeline,
+        versions=charts.versions(versions, title=f"Domains of {profile.user_id} across profile versions")
+        if full and len(versions) > 1
+        else None,
+        version_rows=[(lab, ", ".join(f"{n} {w:.0%}" for n, w in parts)) for lab, parts in versions]
+        if len(versions) > 1
+        else [],
         sparks=sparks,
         periods=periods,
         recommendations=list(recommendations),
