@@ -167,7 +167,9 @@ Line = tuple[str, str]  # (user id, the record's JSON text)
 
 
 def _lines(path: Path) -> list[Line]:
-    """Every complete line of a JSON Lines file with its user id."""
+    """Every complete line of a JSON Lines file with its user id (none when the file was never written)."""
+    if not path.exists():  # a batch without a failed user writes no errors file
+        return []
     with path.open(encoding="utf-8") as f:
         lines = [line.rstrip("\n") for line in f if line.endswith("\n") and line.strip()]
     return [(str(json.loads(line)["user_id"]), line) for line in lines]
