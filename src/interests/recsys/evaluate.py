@@ -276,16 +276,25 @@ def evaluate(
                 v.fit.user_ids[u]: [data.item_ids[i] for i in t]
                 for u, t in zip(v.users, v.targets, strict=True)
             }
-            m = TwoTower(**cfg)
             use_b = cfg.get("backbone", True)
-            m.fit(
-                v.fit,
-                catalog=catalog,
-                profiles=prof.get("valid"),
-                taxonomy=tax.get("valid"),
-                valid=valid_map,
-                item_weights=weights["valid"],
-            )
+
+            def fit_candidate(
+                off: dict[str, bool],
+                cfg: dict[str, Any] = cfg,
+                v: EvalCase = v,
+                valid_map: dict[str, list[str]] = valid_map,
+            ) -> Any:
+                """The variant fitted on valid, with the input groups in ``off`` switched off."""
+                return TwoTower(**{**cfg, **off}).fit(
+                    v.fit,
+                    catalog=catalog,
+                    profiles=prof.get("valid"),
+                    taxonomy=tax.get("valid"),
+                    valid=valid_map,
+                    item_weights=weights["valid"],
+                )
+
+            m = fit_candidate({})
             inputs = None
             groups = candidate_groups(
                 m.config,
@@ -294,21 +303,6 @@ def evaluate(
                 text=catalog is not None,
             )
             if select_inputs and name == "two-tower" and len(groups) > 1:
-
-                def fit_candidate(
-                    off: dict[str, bool],
-                    cfg: dict[str, Any] = cfg,
-                    v: EvalCase = v,
-                    valid_map: dict[str, list[str]] = valid_map,
-                ) -> Any:
-                    return TwoTower(**{**cfg, **off}).fit(
-                        v.fit,
-                        catalog=catalog,
-                        profiles=prof.get("valid"),
-                        taxonomy=tax.get("valid"),
-                        valid=valid_map,
-                        item_weights=weights["valid"],
-                    )
 
                 def per_user(mm: Any, v: EvalCase = v) -> np.ndarray:
                     return user_ndcg(mm.score(v.query, profiles=prof.get("valid")), v.query, v.targets)
