@@ -77,7 +77,8 @@ def is_category_name(entry: str) -> bool:
     return not (text[-1] in ".!?" and " " in text)
 
 
-def _split(entry: str, slash: bool) -> list[str]:
+def split_levels(entry: str, slash: bool = False) -> list[str]:
+    """The level names of one category entry (``A > B`` gives two; ``slash``: a bare ``/`` too)."""
     parts = _SEPARATORS.split(entry)
     if slash:
         parts = [q for p in parts for q in _SLASH.split(p)]
@@ -112,7 +113,7 @@ def _raw_paths(entries: Sequence[str], slash: bool) -> tuple[list[list[str]], bo
         if _HTML.search(e) or _URL.search(e):  # markup or a link: no level in it is a category
             junk += 1
             continue
-        parts = _split(e, slash)
+        parts = split_levels(e, slash)
         kept = [p for p in parts if is_category_name(p)]
         junk += len(parts) - len(kept)
         if len(parts) > 1:
@@ -225,11 +226,6 @@ def category_levels(
     return levels
 
 
-def flat_labels(levels: CategoryLevels) -> dict[str, list[str]]:
-    """Item -> its labels (the one level of a flat label set)."""
-    return {i: [p[0] for p in ps] for i, ps in levels.paths.items()}
-
-
 def label_counts(levels: Mapping[str, Sequence[Sequence[str]]]) -> Counter[str]:
     """How many items carry each first-level name."""
     return Counter(n for ps in levels.values() for n in {p[0] for p in ps if p})
@@ -239,7 +235,7 @@ __all__ = [
     "DOMINANT_SHARE",
     "CategoryLevels",
     "category_levels",
-    "flat_labels",
     "is_category_name",
     "label_counts",
+    "split_levels",
 ]

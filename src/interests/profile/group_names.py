@@ -15,6 +15,7 @@ and the names of cluster nodes the model sees as a hint:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,7 @@ _EXTRA_STOP = {
 }
 
 
+@functools.cache
 def _stop_words() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 

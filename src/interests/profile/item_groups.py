@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..events import Catalog, UserHistory
-from .category_levels import CategoryLevels, category_levels, label_counts
+from .category_levels import CategoryLevels, category_levels, label_counts, split_levels
 from .group_names import distinctive_names, item_title_words, label_group_name
 from .item_clusters import choose_k, group_topics, item_vectors, joined, unit
 
@@ -261,7 +261,7 @@ def extend_groups(
             if groups.kind(key) == "category":
                 by_name.setdefault(label.casefold(), key)
         for i in new:
-            names = [n for c in cat.get_item(i).categories for n in split_names(c)]
+            names = [n for c in cat.get_item(i).categories for n in split_levels(c)]
             keys = [by_name[n.casefold()] for n in names if n.casefold() in by_name]
             l1 = [k for k in keys if " > " not in k]
             l2 = [k for k in keys if " > " in k]
@@ -471,11 +471,4 @@ def _from_clusters(touched: UserItems, catalog: Catalog, seed: int) -> ItemGroup
     return groups
 
 
-def split_names(entry: str) -> list[str]:
-    """The level names of one catalogue category entry (a path string gives several)."""
-    from .category_levels import _split
-
-    return _split(entry, slash=False)
-
-
-__all__ = ["ItemGroups", "UserItems", "group_items", "item_vectors", "split_names"]
+__all__ = ["ItemGroups", "UserItems", "group_items", "item_vectors"]
