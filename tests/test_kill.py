@@ -1,7 +1,12 @@
-"""Crashes: SIGKILL `interests extract` at different points, re-run, and lose nothing.
+"""Crashes: kill `interests extract` at different points, re-run, and lose nothing.
 
-In-process mode with the real engine (each run starts vLLM, so the number of
-kill points is small to keep CI fast); server mode in test_server.py.
+In-process mode with the real engine. Every engine start costs CI a minute on a
+2-core machine, so one run of six users is killed three ways in turn, each kill
+on the files the one before left: while the engine starts, SIGKILL of the
+command alone after a batch (its engine processes must exit too), SIGTERM of
+the command alone after the next batch (it closes its engine and keeps the
+finished batches), then a re-run finishes every user exactly once. Server mode
+is in test_server.py.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ def _start(out: Path) -> subprocess.Popen[str]:
     )
 
 
-def _kill(proc: subprocess.Popen[str]) -> None:
+def _kill_group(proc: subprocess.Popen[str]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its vLLM engine processes
     except ProcessLookupError:  # none left
@@ -41,43 +46,25 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     proc.wait()
 
 
-def _lines(path: Path) -> int:
-    return path.read_bytes().count(b"\n") if path.exists() else 0
+def _done(out: Path, errors: Path) -> list[str]:
+    """User ids with a whole line in the profiles or the errors file."""
+    return [d["user_id"] for p in (out, errors) for d in iter_jsonl(p)]
 
 
-def test_kill_at_start_and_mid_run_then_rerun_finishes_every_user_once(tmp_path):
-    out = tmp_path / "profiles.jsonl"
-    errors = tmp_path / "profiles.errors.jsonl"
-    kill_points = []
+def _lines(*paths: Path) -> int:
+    return sum(p.read_bytes().count(b"\n") for p in paths if p.exists())
 
-    # 1. killed while the engine is still starting: nothing written, nothing to lose
-    proc = _start(out)
-    time.sleep(8)
-    _kill(proc)
-    kill_points.append(("engine start", _lines(out) + _lines(errors)))
 
-    # 2. killed after the first batch landed
-    proc = _start(out)
+def _wait_for_lines(proc: subprocess.Popen[str], out: Path, errors: Path, n: int) -> None:
+    """Until ``n`` users are done, failing when the run ends first."""
     deadline = time.monotonic() + 1200
-    while time.monotonic() < deadline and _lines(out) + _lines(errors) < 2 and proc.poll() is None:
+    while time.monotonic() < deadline and _lines(out, errors) < n and proc.poll() is None:
         time.sleep(0.2)
-    _kill(proc)
-    done_at_kill = {d["user_id"] for p in (out, errors) for d in iter_jsonl(p)}
-    kill_points.append(("after a batch", len(done_at_kill)))
-    assert 2 <= len(done_at_kill) < len(USERS), kill_points
-
-    # 3. re-run to completion
-    proc = _start(out)
-    _, err = proc.communicate(timeout=1800)
-    assert proc.returncode == expected_exit(errors), err[-3000:]
-    assert f"{len(done_at_kill)} already done" in err
-    profiles = [InterestProfile.model_validate(d) for d in iter_jsonl(out)]
-    records = [ErrorRecord.model_validate(d) for d in iter_jsonl(errors)]
-    ids = [p.user_id for p in profiles] + [r.user_id for r in records]
-    assert sorted(ids) == USERS, "every user exactly once, none lost"
-    assert done_at_kill <= set(ids)
-    assert out.read_bytes().endswith(b"\n")
-    print(f"kill points tried: {kill_points}; users lost: 0")
+    if proc.poll() is not None:
+        _kill_group(proc)
+        stderr = proc.communicate()[1]
+        pytest.fail(f"the run ended (exit {proc.returncode}) before the kill: {stderr[-2000:]}")
+    assert _lines(out, errors) >= n, f"fewer than {n} users done in 20 minutes"
 
 
 def _group_alive(pgid: int) -> bool:
@@ -88,19 +75,40 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def test_sigterm_mid_run_stops_the_engine_too_and_keeps_finished_batches(tmp_path):
-    """SIGTERM to the command alone (not its group): it closes its vLLM engine on the way out."""
+@needs_proc
+def test_killed_three_ways_then_rerun_finishes_every_user_once(tmp_path):
     out = tmp_path / "profiles.jsonl"
     errors = tmp_path / "profiles.errors.jsonl"
+    kill_points: list[tuple[str, int]] = []
+
+    # 1. killed (with its group) while the engine is still starting: nothing written, nothing to lose
     proc = _start(out)
-    deadline = time.monotonic() + 1200
-    while time.monotonic() < deadline and _lines(out) + _lines(errors) < 2 and proc.poll() is None:
-        time.sleep(0.2)
-    if proc.poll() is not None:
-        pytest.fail(
-            f"the run ended (exit {proc.returncode}) before it could be terminated: "
-            f"{proc.communicate()[1][-2000:]}"
-        )
+    time.sleep(8)
+    _kill_group(proc)
+    kill_points.append(("engine start", len(_done(out, errors))))
+    assert kill_points[-1][1] == 0
+
+    # 2. `kill -9` of the command alone (not its group) after the first batch: its vLLM EngineCore and
+    #    worker exit too. Seen before the fix: both still computing, holding ~3 GB, 11 minutes after the kill.
+    proc = _start(out)
+    try:
+        _wait_for_lines(proc, out, errors, 2)
+        engine = descendants(proc.pid)
+        assert any(depth == 2 for _, depth in engine.values()), describe(list(engine))  # worker of EngineCore
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        left = survivors(engine, timeout=60)
+        assert not left, f"outlived the killed command: {describe(left)}"
+    finally:
+        _kill_group(proc)  # whatever is left of its process group
+    after_kill = _done(out, errors)
+    kill_points.append(("SIGKILL after a batch", len(after_kill)))
+    assert 2 <= len(after_kill) < len(USERS) and len(after_kill) == len(set(after_kill)), after_kill
+
+    # 3. SIGTERM to the command alone after its next batch: it closes its vLLM engine on the way out
+    #    and keeps what it finished
+    proc = _start(out)
+    _wait_for_lines(proc, out, errors, len(after_kill) + 1)
     os.kill(proc.pid, signal.SIGTERM)
     proc.communicate(timeout=120)
     assert proc.returncode != 0
@@ -111,28 +119,19 @@ def test_sigterm_mid_run_stops_the_engine_too_and_keeps_finished_batches(tmp_pat
     if lingering:
         os.killpg(proc.pid, signal.SIGKILL)
     assert not lingering, "a vLLM engine process outlived the terminated command"
-    done = [d["user_id"] for p in (out, errors) for d in iter_jsonl(p)]
-    assert len(done) >= 2 and len(done) == len(set(done)), done
+    after_term = _done(out, errors)
+    kill_points.append(("SIGTERM after the next batch", len(after_term)))
+    assert set(after_kill) < set(after_term) and len(after_term) == len(set(after_term)), after_term
 
-
-@needs_proc
-def test_sigkill_of_the_command_alone_leaves_no_engine_process(tmp_path):
-    """`kill -9` of `interests extract` (not its group) mid-run: its vLLM EngineCore and worker exit too.
-
-    Seen before the fix: both still computing, holding ~3 GB, 11 minutes after the kill."""
-    out = tmp_path / "profiles.jsonl"
-    errors = tmp_path / "profiles.errors.jsonl"
+    # 4. re-run to completion: every user exactly once, none lost
     proc = _start(out)
-    try:
-        deadline = time.monotonic() + 1200
-        while time.monotonic() < deadline and _lines(out) + _lines(errors) < 2 and proc.poll() is None:
-            time.sleep(0.2)
-        assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before it could be killed"
-        engine = descendants(proc.pid)
-        assert any(depth == 2 for _, depth in engine.values()), describe(list(engine))  # worker of EngineCore
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        left = survivors(engine, timeout=60)
-        assert not left, f"outlived the killed command: {describe(left)}"
-    finally:
-        _kill(proc)  # whatever is left of its process group
+    _, err = proc.communicate(timeout=1800)
+    assert proc.returncode == expected_exit(errors), err[-3000:]
+    assert f"{len(after_term)} already done" in err
+    profiles = [InterestProfile.model_validate(d) for d in iter_jsonl(out)]
+    records = [ErrorRecord.model_validate(d) for d in iter_jsonl(errors)]
+    ids = [p.user_id for p in profiles] + [r.user_id for r in records]
+    assert sorted(ids) == USERS, "every user exactly once, none lost"
+    assert set(after_term) <= set(ids)
+    assert out.read_bytes().endswith(b"\n")
+    print(f"kill points tried: {kill_points}; users lost: 0")

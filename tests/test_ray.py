@@ -244,10 +244,11 @@ def test_a_rerun_resumes_a_single_process_run_without_duplicates(cluster, logs, 
 
 # -- the real engine in two actors --------------------------------------------------------------
 
-#: few users: each actor starts its own engine on the CPU (about a minute each, side by side). `--limit`
-#: rather than `--user`: all users are read, so the data set's latest time (the profiles' `as_of`) and
-#: rating scale are those of the single-process run over every user
-RAY_USERS = 4
+#: one user (one batch) an actor: each actor starts its own engine on the CPU (about a minute each, side
+#: by side), and the dispatch itself is tested above with scripted backends. `--limit` rather than
+#: `--user`: all users are read, so the data set's latest time (the profiles' `as_of`) and rating scale
+#: are those of the single-process run over every user
+RAY_USERS = 2
 
 
 @pytest.mark.engine
@@ -255,7 +256,7 @@ def test_two_engine_actors_give_the_single_process_hierarchy(cluster, logs, engi
     """`interests extract --ray ADDRESS --actors 2` joins the test's cluster; greedy decoding, same users."""
     out = tmp_path / "profiles.jsonl"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
-    cmd = extract_examples_cmd(out, "--limit", str(RAY_USERS), "--batch-size", "2")
+    cmd = extract_examples_cmd(out, "--limit", str(RAY_USERS), "--batch-size", "1")
     cmd += ["--ray", cluster, "--actors", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
     errors = sibling_path(out, "errors")

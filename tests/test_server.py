@@ -153,65 +153,34 @@ def _extract(url: str, out: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.server
-def test_extract_against_a_real_vllm_server(vllm_server, tmp_path):
-    out = tmp_path / "p.jsonl"
-    proc = _extract(vllm_server.proc.base_url, out, "--limit", "6", "--concurrency", "3")
-    _, err = proc.communicate(timeout=1800)
-    assert proc.returncode == expected_exit(out.with_name("p.errors.jsonl")), err[-3000:]
-    profiles = read_profiles(out)
-    errors = list(iter_jsonl(out.with_name("p.errors.jsonl")))
-    users = [f"u{i:03d}" for i in range(1, 7)]
-    assert sorted([p.user_id for p in profiles] + [e["user_id"] for e in errors]) == users
-    assert len(profiles) >= 4, err[-2000:]
-    own = {}
+def _own_items() -> dict[str, set[str]]:
+    own: dict[str, set[str]] = {}
     for line in (EXAMPLES / "events.csv").read_text().splitlines()[1:]:
         u, i = line.split(",")[:2]
         own.setdefault(u, set()).add(i)
-    for p in profiles:
-        assert p.item_ids() <= own[p.user_id]
-        assert p.provenance.backend == "server" and p.provenance.server == vllm_server.proc.base_url
-        assert p.provenance.model == "smollm2-135m"
+    return own
 
 
-@pytest.mark.server
-def test_server_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
-    out = tmp_path / "p.jsonl"
-    proc = _extract(vllm_server.proc.base_url, out, "--limit", "8", "--batch-size", "2", "--concurrency", "2")
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
-        time.sleep(0.5)
-    assert out.exists(), "no batch finished before the deadline"
-    vllm_server.proc.kill()
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode != 0
-    assert "failed" in err and "re-run to resume" in err and "Traceback" not in err
-    done_before = read_profiles(out)  # every line complete and valid
-    assert len(done_before) >= 2
-    vllm_server.restart()
-    proc = _extract(vllm_server.proc.base_url, out, "--limit", "8", "--batch-size", "2", "--concurrency", "2")
-    _, err = proc.communicate(timeout=1800)
-    assert proc.returncode == expected_exit(out.with_name("p.errors.jsonl")), err[-3000:]
-    ids = [d["user_id"] for d in iter_jsonl(out)] + [
-        d["user_id"] for d in iter_jsonl(out.with_name("p.errors.jsonl"))
+def _ids(out: Path) -> list[str]:
+    return [d["user_id"] for d in iter_jsonl(out)] + [
+        d["user_id"] for d in iter_jsonl(out.with_name(out.stem + ".errors.jsonl"))
     ]
-    assert sorted(ids) == [f"u{i:03d}" for i in range(1, 9)]
-    assert {p.user_id for p in done_before} <= set(ids)
-    assert os.path.getsize(out) > 0
 
 
 @pytest.mark.server
-def test_client_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
+def test_extract_against_a_real_vllm_server_killed_client_then_rerun(vllm_server, tmp_path):
+    """`interests extract --server` SIGKILLed after a batch, then re-run: every user once, grounded."""
     import signal
 
     out = tmp_path / "p.jsonl"
+    url = vllm_server.proc.base_url
     cmd = interests_cmd(
         "extract",
         str(EXAMPLES / "events.csv"),
         "--catalog",
         str(EXAMPLES / "catalog.jsonl"),
         "--server",
-        vllm_server.proc.base_url,
+        url,
         "-o",
         str(out),
         "--limit",
@@ -233,10 +202,40 @@ def test_client_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
     assert before
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == expected_exit(out.with_name("p.errors.jsonl")), proc.stderr[-3000:]
-    ids = [d["user_id"] for d in iter_jsonl(out)] + [
-        d["user_id"] for d in iter_jsonl(out.with_name("p.errors.jsonl"))
-    ]
+    ids = _ids(out)
     assert sorted(ids) == [f"u{i:03d}" for i in range(1, 7)] and before <= set(ids)
+    profiles = read_profiles(out)
+    assert len(profiles) >= 4, proc.stderr[-2000:]
+    own = _own_items()
+    for p in profiles:
+        assert p.item_ids() <= own[p.user_id]
+        assert p.provenance.backend == "server" and p.provenance.server == url
+        assert p.provenance.model == "smollm2-135m"
+
+
+@pytest.mark.server
+def test_server_killed_mid_run_then_rerun_completes(vllm_server, tmp_path):
+    out = tmp_path / "p.jsonl"
+    extra = ("--limit", "4", "--batch-size", "2", "--concurrency", "2")
+    proc = _extract(vllm_server.proc.base_url, out, *extra)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
+        time.sleep(0.5)
+    assert out.exists(), "no batch finished before the deadline"
+    vllm_server.proc.kill()
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode != 0
+    assert "failed" in err and "re-run to resume" in err and "Traceback" not in err
+    done_before = read_profiles(out)  # every line complete and valid
+    assert 2 <= len(done_before) < 4
+    vllm_server.restart()
+    proc = _extract(vllm_server.proc.base_url, out, *extra)
+    _, err = proc.communicate(timeout=1800)
+    assert proc.returncode == expected_exit(out.with_name("p.errors.jsonl")), err[-3000:]
+    ids = _ids(out)
+    assert sorted(ids) == [f"u{i:03d}" for i in range(1, 5)]
+    assert {p.user_id for p in done_before} <= set(ids)
+    assert os.path.getsize(out) > 0
 
 
 @pytest.mark.server
