@@ -36,13 +36,17 @@ demo: model
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"; }
 
+FAST := not engine and not server and not browser
+
 test: setup model browser
 	$(VENV)/bin/ruff check src cli tests bench examples
 	$(VENV)/bin/ruff format --check src cli tests bench examples
-	$(PY) -m pytest
+	@# the fast tests first: a broken unit fails the run in minutes, before any engine starts
+	$(PY) -m pytest -m "$(FAST)"
+	$(PY) -m pytest -m "not ($(FAST))"
 
 test-fast: setup
-	$(PY) -m pytest -m "not engine and not server and not browser"
+	$(PY) -m pytest -m "$(FAST)"
 
 bench: bench-extract
 
