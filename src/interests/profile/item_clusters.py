@@ -2,16 +2,24 @@
 
 Behaviour (a truncated SVD of the user-item matrix: items that the same
 users touch) joined with text (an SVD of TF-IDF over title, description and
-attribute values); KMeans picks topics (k by silhouette), and topics are
+attribute names and values); KMeans picks topics (k by silhouette), and topics are
 grouped into domains by the users who mix them, the moves between them from
 one event to the next, and their text (:func:`group_topics`). Text alone
 fails when items of a topic share no words; behaviour alone fails for items
 few users touched; measured in docs/benchmarks.md.
+
+Two rules keep small or boilerplate-heavy catalogues apart (docs/schema.md):
+description sentences repeated verbatim across the catalogue ("Sold by
+Northwind.", "No expiration, no fees.") say who sells an item, not what it is,
+and are left out of its text (:func:`boilerplate`); and behaviour weighs less
+when few users made it (:func:`behaviour_weight`): a dozen users' matrix puts
+together every pair of interests its users happen to hold.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +33,13 @@ if TYPE_CHECKING:
 #: dimensions of the behaviour and text item vectors used for clustering
 BEHAVIOUR_DIM = 16
 TEXT_DIM = 32
-#: relative weight of behaviour against text in the joined item vector
+#: relative weight of behaviour against text in the joined item vector, from this many users on
 BEHAVIOUR_WEIGHT = 0.5
+FULL_BEHAVIOUR_USERS = 24
+#: the least weight of behaviour, however few the users
+MIN_BEHAVIOUR_WEIGHT = 0.25
+#: a description sentence in at least this share of the logged items (and at least 3) is boilerplate
+BOILERPLATE_SHARE = 0.02
 #: weight of shared users against text when grouping topics into domains (catalogues without categories)
 TOPIC_USER_WEIGHT = 0.8
 #: within that, weight of moves from one topic to another between consecutive events against shared users
@@ -46,8 +59,22 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(n == 0, 1.0, n)
 
 
-def joined(behaviour: np.ndarray, text: np.ndarray) -> np.ndarray:
-    return np.hstack([np.sqrt(BEHAVIOUR_WEIGHT) * behaviour, np.sqrt(1 - BEHAVIOUR_WEIGHT) * text])
+def behaviour_weight(n_users: int) -> float:
+    """Weight of behaviour in the joined vector: :data:`BEHAVIOUR_WEIGHT` from
+    :data:`FULL_BEHAVIOUR_USERS` users on, down to :data:`MIN_BEHAVIOUR_WEIGHT` for fewer.
+
+    Measured on planted logs without categories (docs/benchmarks.md): at 12
+    users a weight of 0.5 merged interests its users happened to hold together
+    (topic ARI 0.91, domain ARI 0.70), 0.25 kept them apart (0.96, 0.91); from
+    24 users on both weights gave the same groups.
+    """
+    share = min(1.0, n_users / FULL_BEHAVIOUR_USERS)
+    return max(MIN_BEHAVIOUR_WEIGHT, BEHAVIOUR_WEIGHT * share)
+
+
+def joined(behaviour: np.ndarray, text: np.ndarray, n_users: int = FULL_BEHAVIOUR_USERS) -> np.ndarray:
+    w = behaviour_weight(n_users)
+    return np.hstack([np.sqrt(w) * behaviour, np.sqrt(1 - w) * text])
 
 
 def item_vectors(
@@ -62,7 +89,8 @@ def item_vectors(
     scale = 1.0 / np.sqrt(np.maximum(activity, 1.0))
     mt = (m.multiply(scale[:, None])).T.tocsr()
     behaviour = _svd(mt, BEHAVIOUR_DIM, seed)
-    texts = [" ".join(_item_words(catalog, i)) for i in items]
+    skip = boilerplate(items, catalog)
+    texts = [" ".join(_item_words(catalog, i, skip)) for i in items]
     if any(texts):
         tfidf = TfidfVectorizer(min_df=1, sublinear_tf=True, token_pattern=r"(?u)\b\w\w+\b").fit_transform(
             texts
@@ -83,9 +111,27 @@ def _svd(x: Any, dim: int, seed: int) -> np.ndarray:
     return np.asarray(TruncatedSVD(n_components=k, random_state=seed).fit_transform(x), dtype=np.float64)
 
 
-def _item_words(catalog: Catalog, item_id: str) -> list[str]:
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
+
+
+def boilerplate(items: Sequence[str], catalog: Catalog) -> frozenset[str]:
+    """Description sentences that :data:`BOILERPLATE_SHARE` of ``items`` (and at least 3) repeat verbatim."""
+    counts: Counter[str] = Counter()
+    for i in items:
+        counts.update(set(_sentences(catalog.get_item(i).description)))
+    least = max(3.0, BOILERPLATE_SHARE * len(items))
+    return frozenset(s for s, c in counts.items() if c >= least)
+
+
+def _item_words(catalog: Catalog, item_id: str, skip: frozenset[str] = frozenset()) -> list[str]:
+    """Title, description less ``skip``, attribute names and values: the words of its text vector."""
     item = catalog.get_item(item_id)
-    return _words(" ".join([item.title, item.description, *item.attributes.values()]))
+    description = " ".join(s for s in _sentences(item.description) if s not in skip)
+    return _words(" ".join([item.title, description, *item.attributes, *item.attributes.values()]))
 
 
 def choose_k(x: np.ndarray, ks: Iterable[int], seed: int, floor: float | None = None) -> np.ndarray:
@@ -166,4 +212,4 @@ def group_topics(
     return best[1], max(best[0], 0.0)
 
 
-__all__ = ["choose_k", "group_topics", "item_vectors", "joined", "unit"]
+__all__ = ["behaviour_weight", "boilerplate", "choose_k", "group_topics", "item_vectors", "joined", "unit"]

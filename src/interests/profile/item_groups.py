@@ -327,7 +327,7 @@ def _split_flat_domains(groups: ItemGroups, touched: UserItems, catalog: Catalog
         return
     items, behaviour, text = item_vectors(touched, catalog, seed)
     row = {i: k for k, i in enumerate(items)}
-    x = joined(behaviour, text)
+    x = joined(behaviour, text, len(touched.users))
     words = item_title_words(catalog, items)
     split = 0
     for d, ids in sorted(flat.items()):
@@ -432,7 +432,7 @@ def _from_clusters(touched: UserItems, catalog: Catalog, seed: int) -> ItemGroup
     if not touched.items:
         return groups
     items, behaviour, text = item_vectors(touched, catalog, seed)
-    x = joined(behaviour, text)
+    x = joined(behaviour, text, len(touched.users))
     n = len(items)
     k_max = max(2, min(60, n // 4))
     ks = sorted({k for k in (*range(2, 13), 16, 20, 25, 30, 40, 50, 60) if k <= k_max})
