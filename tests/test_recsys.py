@@ -7,6 +7,7 @@ Every model variant must rank that withheld item first.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -109,6 +110,20 @@ def test_save_load_round_trip(trained: TwoTower, tmp_path: Path) -> None:
     assert loaded.config == trained.config
     ex1, ex2 = trained.explain("p0", "g0_7"), loaded.explain("p0", "g0_7")
     assert ex1.score == pytest.approx(ex2.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_saved_files_share_one_mode_that_respects_the_umask(
+    trained: TwoTower, tmp_path: Path, umask: int
+) -> None:
+    """model.safetensors used to be 0600 (safetensors' private temp file) beside a 0644 config.json."""
+    old = os.umask(umask)
+    try:
+        trained.save(tmp_path / "m")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()}
+    assert modes == {"config.json": 0o666 & ~umask, "model.safetensors": 0o666 & ~umask}
 
 
 def test_explain_terms_add_up_to_the_score(trained: TwoTower) -> None:

@@ -188,9 +188,7 @@ def parse(html: str) -> _Collect:
 
 
 def html_report(run: Run, user: str) -> str:
-    return render_report(
-        run.profiles_path, user=user, logs=[run.events], catalog=run.catalog_path, link_base=run.dir
-    )
+    return render_report(run.profiles_path, user=user, logs=[run.events], catalog=run.catalog_path)
 
 
 # -- per-user HTML: every node, every evidence item, numbers ------------------------------------------
@@ -210,7 +208,7 @@ def test_user_report_has_every_node_and_evidence_item(run: Run) -> None:
     for item_id in profile.item_ids():
         assert escape(run.catalog[item_id].title) in html
         for ev in (e for e in history.events if e.item_id == item_id):
-            assert f">events.csv:{ev.line}</a>" in html  # the log row
+            assert f"<td>events.csv:{ev.line}\n" in html  # the log row, as text
             if ev.text:
                 assert escape(ev.text) in html
 
@@ -241,8 +239,10 @@ def test_user_report_charts_and_trends(run: Run) -> None:
     profile = next(p for p in run.profiles if any(t.trend != "steady" for t in p.time_patterns.by_domain))
     html = html_report(run, profile.user_id)
     assert 'data-chart="heatmap"' in html and 'data-chart="activity"' in html
-    cells = re.findall(r'<rect class="cell"[^>]*data-value="([0-9.]+)"', html)
-    assert len(cells) == 7 * 24
+    grid = re.search(r'<g class="cells"[^>]*>(.*?)</g>', html)
+    assert grid is not None
+    cells = re.findall(r'<path d="M[^"]*" fill-opacity="[.\d]+" data-value="([0-9.]+)">', grid.group(1))
+    assert 0 < len(cells) <= 7 * 24  # the cells with events
     assert sum(float(c) for c in cells) == sum(1 for e in run.histories[profile.user_id].events if e.ts)
     for t in profile.time_patterns.by_domain:
         assert f'data-series="{escape(t.domain)}" data-trend="{t.trend}"' in html
@@ -351,7 +351,6 @@ def test_markdown_user_report(run: Run) -> None:
         logs=[run.events],
         catalog=run.catalog_path,
         format="md",
-        link_base=run.dir,
     )
     assert md.startswith(f"# Interest profile of {profile.user_id}\n")
     for d in profile.domains:
@@ -361,7 +360,8 @@ def test_markdown_user_report(run: Run) -> None:
             for i in t.item_ids:
                 assert f"{md_escape(run.catalog[i].title)} ({md_escape(i)})" in md
     line = next(e.line for e in run.histories[profile.user_id].events if e.item_id in profile.item_ids())
-    assert f"[events.csv:{line}](logs/events.csv)" in md
+    assert f" · events.csv:{line}\n" in md
+    assert f"[events.csv]({Path(run.events).resolve().as_uri()})" in md  # the file, linked once
     assert "Mon |" in md and "Sun |" in md
     assert "<" not in md.replace("&lt;", "")  # no raw HTML at all
 
@@ -458,10 +458,8 @@ def test_hostile_text_is_escaped_in_html() -> None:
     assert "onerror=alert" not in html.replace("onerror=alert(2)&gt;", "")
     for text in (XSS_TITLE, XSS_ATTR, XSS_DOMAIN, XSS_TOPIC, XSS_SUMMARY):
         assert escape(text) in html
-    for base in (None, Path(".")):
-        page = render_report([profile], logs={profile.user_id: history}, catalog=catalog, link_base=base)
-        hrefs = re.findall(r'href="([^"]*)"', page)
-        assert len(hrefs) == 4 and all(h.startswith("file:///") or ":" not in h for h in hrefs), hrefs
+    hrefs = re.findall(r'href="([^"]*)"', html)  # the three log files, each linked once, absolute
+    assert len(hrefs) == 3 and all(h.startswith("file:///") for h in hrefs), hrefs
 
 
 def test_hostile_text_is_escaped_in_markdown() -> None:
@@ -487,7 +485,11 @@ def test_charts() -> None:
     grid = [[0.0] * 24 for _ in range(7)]
     grid[0][20] = 4.0
     svg = heatmap(grid, title="a <title>")
-    assert svg.count('class="cell"') == 168 and "a &lt;title&gt;" in svg and "style=" not in svg
+    assert "a &lt;title&gt;" in svg and "style=" not in svg
+    cells = re.findall(
+        r'<path d="M(\d+) (\d+)h[^"]*" fill-opacity="[.\d]+" data-value="([.\d]+)"><title>([^<]*)<', svg
+    )
+    assert cells == [("476", "18", "4", "Mon 20:00 \u2013 4 events")]  # only cells with a value are drawn
     assert sparkline([0, 1, 2, 4]) == "\u2581\u2583\u2585\u2588" and sparkline([0, 0]) == "\u2581\u2581"
     assert shade_rows(grid)[0] == "Mon |" + " " * 20 + "\u2588" + " " * 3 + "|"
 

@@ -28,6 +28,7 @@ older folders load with ``input_choice`` ``None``.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,8 @@ def save_model(model: TwoTower, out: Path) -> Path:
     if model.forgotten:  # users dropped by `interests forget` since this model was trained
         meta["forgotten"] = model.forgotten
     (out / CONFIG_FILE).write_text(json.dumps(meta, ensure_ascii=False) + "\n", encoding="utf-8")
+    # safetensors writes through a private temp file (0600): give the weights the config's mode (umask)
+    os.chmod(out / WEIGHTS_FILE, (out / CONFIG_FILE).stat().st_mode & 0o777)
     return out
 
 

@@ -6,6 +6,12 @@ so a hostile name cannot break out of the SVG. Only presentation attributes
 are used (``fill``, ``stroke``, ...), never ``style=""``, so the reports'
 Content-Security-Policy can forbid inline styles it did not ship.
 
+The charts are written for inline use in the HTML reports, and small: no
+``xmlns`` (an HTML parser puts ``<svg>`` in its namespace), integer or
+one-decimal coordinates, shared attributes on a ``<g>``, the meters'
+background from the report's style sheet, and the heat map's empty cells
+drawn as one grid (see docs/reports.md, "Size").
+
 The Markdown reports use the text counterparts :func:`sparkline` and
 :func:`shade_rows`.
 """
@@ -40,12 +46,16 @@ def _el(tag: str, text: object = None, **attrs: object) -> str:
     return f"<{tag}{_attrs(attrs)}>{escape(str(text))}</{tag}>"
 
 
-def _svg(kind: str, title: str, width: float, height: float, body: Sequence[str]) -> Markup:
-    head = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{escape(kind)}" '
-        f'data-chart="{escape(kind)}" role="img" viewBox="0 0 {width:g} {height:g}" '
-        f'width="{width:g}" height="{height:g}" {FONT} font-size="11">'
-    )
+def _svg(
+    kind: str, title: str, width: float, height: float, body: Sequence[str], text: bool = True
+) -> Markup:
+    """One chart: ``data-chart`` its kind, a ``<title>``; the font only on charts with text.
+
+    ``width`` 0: no size or view box (the small meters take theirs from the style sheet).
+    """
+    font = f' {FONT} font-size="11"' if text else ""
+    size = f' viewBox="0 0 {width:g} {height:g}" width="{width:g}" height="{height:g}"' if width else ""
+    head = f'<svg class="chart" data-chart="{escape(kind)}" role="img"{size}{font}>'
     return Markup(head + _el("title", title) + "".join(body) + "</svg>")
 
 
@@ -57,28 +67,38 @@ def heatmap(matrix: Sequence[Sequence[float]], *, title: str, unit: str = "event
     """Hour-of-day (columns) x weekday (rows, Monday first) heat map.
 
     ``matrix`` is 7 rows of 24 values (counts, or shares when ``unit`` is
-    ``"share"``); each cell carries a ``<title>`` tooltip with its value.
+    ``"share"``). The empty grid is one background rectangle cut by one path
+    of gaps; only the cells with a value are drawn (``g.cells path``), each with
+    a ``<title>`` tooltip and its ``data-value``, so the chart weighs what
+    the user's activity holds, not 168 cells.
     """
     cell, left, top = 22, 36, 18
+    width, height = 24 * cell, 7 * cell
     peak = max((v for row in matrix for v in row), default=0.0) or 1.0
-    body: list[str] = []
-    for h in range(0, 24, 3):
-        body.append(
-            _el("text", f"{h:02d}", x=left + h * cell + cell / 2, y=12, text_anchor="middle", fill=MUTED)
-        )
+    hours = "".join(_el("text", f"{h:02d}", x=left + h * cell + cell // 2, y=12) for h in range(0, 24, 3))
+    days = "".join(_el("text", WEEKDAYS[d], x=left - 6, y=top + d * cell + 15) for d in range(len(matrix)))
+    gaps = "".join(f"M{left + h * cell - 1} {top}v{height}" for h in range(1, 24)) + "".join(
+        f"M{left} {top + d * cell - 1}h{width}" for d in range(1, 7)
+    )
+    body = [
+        f'<g text-anchor="middle" fill="{MUTED}">{hours}</g>',
+        f'<g text-anchor="end" fill="{INK}">{days}</g>',
+        f'<rect x="{left}" y="{top}" width="{width - 2}" height="{height - 2}" fill="#f4f6f8"/>',
+        f'<path d="{gaps}" stroke="#fff" stroke-width="2"/>',
+        '<g class="cells" fill="#0b6e4f">',
+    ]
     for d, row in enumerate(matrix):
-        y = top + d * cell
-        body.append(_el("text", WEEKDAYS[d], x=left - 6, y=y + cell * 0.68, text_anchor="end", fill=INK))
         for h, v in enumerate(row):
+            if v <= 0:
+                continue
             label = f"{WEEKDAYS[d]} {h:02d}:00 \u2013 " + (f"{v:.1%}" if unit == "share" else f"{v:g} {unit}")
-            opacity = 0.06 + 0.94 * (v / peak) if v > 0 else 0.0
+            opacity = f"{0.06 + 0.94 * v / peak:.2f}".lstrip("0")
             body.append(
-                f'<rect class="cell" x="{left + h * cell}" y="{y}" width="{cell - 2}" '
-                f'height="{cell - 2}" rx="3" '
-                f'fill="#0b6e4f" fill-opacity="{opacity:.3f}" stroke="#d5dde5" stroke-width="0.5" '
-                f'data-value="{v:g}">' + _el("title", label) + "</rect>"
+                f'<path d="M{left + h * cell} {top + d * cell}h{cell - 2}v{cell - 2}h-{cell - 2}z" '
+                f'fill-opacity="{opacity}" data-value="{v:g}">' + _el("title", label) + "</path>"
             )
-    return _svg("heatmap", title, left + 24 * cell + 4, top + 7 * cell + 4, body)
+    body.append("</g>")
+    return _svg("heatmap", title, left + width + 4, top + height + 4, body)
 
 
 @dataclass
@@ -109,14 +129,14 @@ def activity(periods: Sequence[str], series: Sequence[Series], *, title: str) ->
         if n - 1 - shown[-1] < every * 0.7 and len(shown) > 1:
             shown.pop()
         shown.append(n - 1)
+    labels = []
     for i in shown:
-        anchor = "end" if i == n - 1 and n > 1 else "middle"
-        body.append(
-            _el("text", periods[i], x=left + i * step, y=top + plot_h + 16, text_anchor=anchor, fill=MUTED)
-        )
+        end = {"text_anchor": "end"} if i == n - 1 and n > 1 else {}
+        labels.append(_el("text", periods[i], x=round(left + i * step), y=top + plot_h + 16, **end))
+    body.append(f'<g text-anchor="middle" fill="{MUTED}">' + "".join(labels) + "</g>")
     for k, s in enumerate(series):
         pts = " ".join(
-            f"{left + i * step:.1f},{top + plot_h - (v / peak) * (plot_h - 6):.1f}"
+            f"{left + i * step:.0f},{top + plot_h - (v / peak) * (plot_h - 6):.0f}"
             for i, v in enumerate(s.values)
         )
         extra: dict[str, object] = {"stroke_dasharray": "5 4"} if s.trend == "fading" else {}
@@ -225,29 +245,21 @@ def versions(rows: Sequence[tuple[str, Sequence[tuple[str, float]]]], *, title: 
 
 def meter(value: float | None, *, title: str) -> Markup:
     """A small diverging bar for a sentiment in -1..1 (grey and empty when unknown)."""
-    w, h, mid = 84, 10, 42
-    body = [_el("rect", x=0, y=0, width=w, height=h, rx=2, fill="#e4e7eb")]
+    h, mid = 10, 42  # 84 wide: the style sheet sizes it
+    body = []
     if value is not None:
         x = mid if value >= 0 else mid + value * mid
         fill = "#1a7f37" if value >= 0.2 else "#b42318" if value <= -0.2 else "#8c6d1f"
-        body.append(_el("rect", x=f"{x:.1f}", y=0, width=f"{abs(value) * mid:.1f}", height=h, fill=fill))
-    body.append(_el("line", x1=mid, y1=0, x2=mid, y2=h, stroke=INK, stroke_width=1))
-    return _svg("meter", title, w, h, body)
+        body.append(f'<rect x="{x:.1f}" width="{abs(value) * mid:.1f}" height="{h}" fill="{fill}"/>')
+    return _svg("meter", title, 0, h, body, text=False)  # size, background and mid line: the style sheet
 
 
 def weight_bar(weight: float, *, title: str, fill: str = "#0072B2") -> Markup:
     """A small bar showing a weight in 0..1."""
     w, h = 84, 8
-    return _svg(
-        "weight",
-        title,
-        w,
-        h,
-        [
-            _el("rect", x=0, y=0, width=w, height=h, rx=2, fill="#e4e7eb"),
-            _el("rect", x=0, y=0, width=f"{max(0.0, min(1.0, weight)) * w:.1f}", height=h, rx=2, fill=fill),
-        ],
-    )
+    part = f"{max(0.0, min(1.0, weight)) * w:.1f}"
+    body = [f'<rect width="{part}" height="{h}" rx="2" fill="{escape(fill)}"/>']
+    return _svg("weight", title, 0, h, body, text=False)
 
 
 SPARKS = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"

@@ -2,18 +2,20 @@
 
 Every item a profile cites is looked up in the catalogue (title, categories,
 attributes) and, when the logs are given, in the user's history: each event
-on it becomes an :class:`EvidenceEvent` that points back at its row
-(``Event.source`` and ``Event.line``).
+on it becomes an :class:`EvidenceEvent` that names its row (``events.csv:42``,
+from ``Event.source`` and ``Event.line``) as text. The rows carry no links: a
+link relative to the report breaks once the report is moved, and one absolute
+link a row weighs more than the row. A report links each log file once
+instead, by an absolute ``file://`` URI (:func:`source_uri`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 from ..events import Catalog, Event, UserHistory
 from ..profile.redact import redact
@@ -32,7 +34,6 @@ class EvidenceEvent:
     text: str | None
     source: str
     line: int
-    href: str | None
 
     @property
     def where(self) -> str:
@@ -70,22 +71,22 @@ def snippet(text: str | None, limit: int = SNIPPET_CHARS) -> str | None:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "\u2026"
 
 
-def source_href(source: str, line: int, link_base: Path | None) -> str | None:
-    """A link to the log file, relative to the report's folder when it can be.
+def source_uri(source: str) -> str | None:
+    """The absolute ``file://`` URI of a log file (``None`` for no source): it survives moving the report.
 
-    The path is percent-quoted, so a source name cannot become a
-    ``javascript:`` (or any other scheme) URL.
+    The path is percent-quoted by :meth:`pathlib.Path.as_uri`, so a source name
+    cannot become a ``javascript:`` (or any other scheme) URL.
     """
     if not source:
         return None
-    path = Path(source)
-    if link_base is not None:
-        try:
-            rel = os.path.relpath(path.resolve(), link_base.resolve())
-            return quote(Path(rel).as_posix())
-        except ValueError:  # another drive on Windows
-            pass
-    return "file://" + quote(path.resolve().as_posix())
+    return Path(source).resolve().as_uri()
+
+
+def sources(items: Iterable[EvidenceItem]) -> list[tuple[str, str]]:
+    """``(file name, file:// URI)`` of every log file the evidence rows of ``items`` cite, by name."""
+    named = {e.source for i in items for e in i.events if e.source}
+    out = {(os.path.basename(s), uri) for s in named if (uri := source_uri(s))}
+    return sorted(out)
 
 
 def _iso(ts: float | None) -> tuple[str | None, str | None]:
@@ -95,7 +96,7 @@ def _iso(ts: float | None) -> tuple[str | None, str | None]:
     return dt.isoformat(timespec="minutes").replace("+00:00", "Z"), dt.date().isoformat()
 
 
-def evidence_event(e: Event, link_base: Path | None) -> EvidenceEvent:
+def evidence_event(e: Event) -> EvidenceEvent:
     when, date = _iso(e.ts)
     return EvidenceEvent(
         when=when,
@@ -105,7 +106,6 @@ def evidence_event(e: Event, link_base: Path | None) -> EvidenceEvent:
         text=snippet(redact(e.text)),  # reports never show personal data from the logs
         source=e.source,
         line=e.line,
-        href=source_href(e.source, e.line, link_base),
     )
 
 
@@ -121,7 +121,6 @@ def evidence_items(
     *,
     catalog: Catalog | None,
     by_item: dict[str, list[Event]],
-    link_base: Path | None = None,
 ) -> list[EvidenceItem]:
     """The :class:`EvidenceItem` of each id, in the profile's order."""
     cat = catalog or Catalog()
@@ -134,7 +133,7 @@ def evidence_items(
                 title=redact(item.label()) or item.item_id,
                 categories=list(item.categories),
                 attributes=dict(item.attributes),
-                events=[evidence_event(e, link_base) for e in by_item.get(iid, [])],
+                events=[evidence_event(e) for e in by_item.get(iid, [])],
             )
         )
     return out
@@ -147,5 +146,6 @@ __all__ = [
     "evidence_event",
     "evidence_items",
     "snippet",
-    "source_href",
+    "source_uri",
+    "sources",
 ]

@@ -31,6 +31,7 @@ from ..events import Catalog
 from ..profile.extract import sibling_path
 from ..profile.privacy import hashed_profiles
 from ..schema import ErrorRecord, QuarantinedRow
+from .evidence import sources
 from .inputs import (
     LogsInput,
     PathLike,
@@ -141,7 +142,6 @@ def _user_views(
     histories: dict[str, Any] | None,
     catalog: Catalog | None,
     recs: dict[str, list[Recommendation]],
-    link_base: Path | None,
     sections: int | None = None,
     profiles_path: Path | None = None,
 ) -> list[UserView]:
@@ -161,7 +161,6 @@ def _user_views(
                 history=history,
                 catalog=catalog,
                 recommendations=recs.get(p.user_id, []),
-                link_base=link_base,
                 anchor=anchor,
                 full=sections is None or n < sections,
                 versions=version_parts(profiles_path, p.user_id)
@@ -188,7 +187,6 @@ def render_report(
     format: Format = "html",
     template_dir: PathLike | None = None,
     title: str | None = None,
-    link_base: PathLike | None = None,
     max_sections: int | None = DEFAULT_SECTIONS,
 ) -> str:
     """Render a report and return its text.
@@ -200,8 +198,9 @@ def render_report(
     maps and activity charts; ``catalog`` the item titles; ``recommendations``
     (plain data) or ``model`` (a recommender or its folder) the
     recommendations; ``errors``/``quarantine`` the run's error records and
-    quarantined rows. ``link_base`` is the folder log links are made relative
-    to (the report's folder). An index shows the first ``max_sections`` users
+    quarantined rows. Evidence rows name their log row as text
+    (``events.csv:42``); the page links each log file once, by an absolute
+    ``file://`` URI, so moving the report breaks no link. An index shows the first ``max_sections`` users
     in full (``None``: all) and lists every user in its table.
     """
     if format not in ("html", "md"):
@@ -221,9 +220,8 @@ def render_report(
         recommender = load_recommender(model) if isinstance(model, (str, Path)) else model
         ids = [p.user_id for p in in_full]
         recs.update(recommendations_from_model(recommender, ids, k=k, catalog=cat, histories=histories))
-    base = Path(link_base) if link_base is not None else None
     path = Path(profiles) if isinstance(profiles, (str, Path)) else None
-    views = _user_views(chosen, histories, cat, recs, base, sections, path)
+    views = _user_views(chosen, histories, cat, recs, sections, path)
     index: IndexView | None = None
     if is_index:
         index = index_view(
@@ -244,6 +242,7 @@ def render_report(
         "version": __version__,
         "users": views,
         "index": index,
+        "sources": sources(i for u in views for d in u.domains for t in d.topics for i in t.items),
     }
     if format == "html":
         css = env.get_template("style.css").render()
@@ -270,7 +269,6 @@ def write_report(
         raise ConfigError(
             f"cannot tell the report format from {out.name!r}: name it .html or .md, or pass --format"
         )
-    kwargs.setdefault("link_base", out.parent)
     text = render_report(profiles, format=fmt, **kwargs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -127,6 +127,11 @@ class UserView:
         return "|" + "|".join(domain_key(d.name) for d in self.domains) + "|"
 
     @property
+    def topic_keys(self) -> str:
+        """``|name|name|`` of the L2 topics, lower-cased (what the index's topic filter matches)."""
+        return "|" + "|".join(domain_key(t.name) for d in self.domains for t in d.topics) + "|"
+
+    @property
     def sentiment_meter(self) -> Markup:
         return charts.meter(self.sentiment.rating, title="sentiment of the whole profile")
 
@@ -232,7 +237,6 @@ def user_view(
     history: UserHistory | None = None,
     catalog: Catalog | None = None,
     recommendations: Sequence[Recommendation] = (),
-    link_base: Path | None = None,
     anchor: str | None = None,
     full: bool = True,
     versions: Sequence[tuple[str, Sequence[tuple[str, float]]]] = (),
@@ -253,11 +257,7 @@ def user_view(
         for ti, t in enumerate(d.topics):
             attrs = [(a.name, a.value) for a in t.attributes]
             attributes += [(n, v, d.name, t.name) for n, v in attrs]
-            items = (
-                evidence_items(t.item_ids, catalog=catalog, by_item=by_item, link_base=link_base)
-                if full
-                else []
-            )
+            items = evidence_items(t.item_ids, catalog=catalog, by_item=by_item) if full else []
             topics.append(TopicView(t.name, t.weight, t.sentiment, attrs, items, f"{anchor}-d{di}-t{ti}"))
         domains.append(
             DomainView(
@@ -335,7 +335,8 @@ class IndexView:
     quarantine_total: int
     quarantine_by_reason: list[tuple[str, int]]
     stats: list[tuple[str, str]]
-    domain_options: list[tuple[str, str]] = field(default_factory=list)
+    domain_options: list[tuple[str, str]] = field(default_factory=list)  # L1 names only
+    topic_options: list[tuple[str, str]] = field(default_factory=list)  # L2 names only
     sections: int = 0
     errors_given: bool = False
     quarantine_given: bool = False
@@ -429,11 +430,17 @@ def run_statistics(
     return rows
 
 
-def _domain_options(profiles: Sequence[InterestProfile]) -> list[tuple[str, str]]:
+def filter_options(profiles: Sequence[InterestProfile], level: int) -> list[tuple[str, str]]:
+    """``(key, label)`` of every name at one level of the profiles (1: L1 domains, 2: L2 topics), by key.
+
+    The index's domain filter lists level 1 and its topic filter level 2, so a
+    topic name never shows up as a domain (and the reverse).
+    """
     labels: dict[str, str] = {}
     for p in profiles:
         for d in p.domains:
-            labels.setdefault(domain_key(d.name), d.name)
+            for name in [d.name] if level == 1 else [t.name for t in d.topics]:
+                labels.setdefault(domain_key(name), name)
     return sorted(labels.items())
 
 
@@ -466,7 +473,8 @@ def index_view(
         quarantine_total=len(quarantine),
         quarantine_by_reason=Counter(q.reason for q in quarantine).most_common(),
         stats=run_statistics(profiles, errors, len(quarantine)),
-        domain_options=_domain_options(profiles),
+        domain_options=filter_options(profiles, 1),
+        topic_options=filter_options(profiles, 2),
         sections=len(users) if sections is None else min(sections, len(users)),
         errors_given=errors_given,
         quarantine_given=quarantine_given,
@@ -481,6 +489,7 @@ __all__ = [
     "UserView",
     "domain_distribution",
     "domain_key",
+    "filter_options",
     "index_view",
     "run_statistics",
     "slug",
