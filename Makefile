@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 export PYTHONWARNINGS := ignore:Editable installation
 STAMP := $(VENV)/.installed
 
-.PHONY: setup model demo test test-fast browser bench bench-extract bench-recsys lint clean
+.PHONY: setup model demo test test-fast browser bench bench-extract bench-recsys lint import-graph clean
 
 setup: $(STAMP)
 
@@ -60,6 +60,10 @@ lint: setup
 	$(VENV)/bin/ruff check src cli tests bench examples
 	$(VENV)/bin/ruff format --check src cli tests bench examples
 	$(VENV)/bin/mypy
+
+# the import graph between the packages of src/interests; fails on a runtime import cycle
+import-graph: setup
+	$(PY) tests/test_import_graph.py
 
 clean:
 	rm -rf out dist build .pytest_cache

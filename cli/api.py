@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .common import backend_options, make_backend, note, sdk_command, weight_shift_option
+from .common import backend_options, note, sdk_command, weight_shift_option
 
 F = TypeVar("F")
 
@@ -134,6 +134,7 @@ def api(
         --server http://127.0.0.1:8001/v1
     """
     from interests.api import check_bind, create_app, llm_refresher, serve
+    from interests.llm.spec import BackendSpec
 
     check_bind(host, api_key)  # before the slow part
     llm = backend_opts["model"] or backend_opts["server"]
@@ -155,7 +156,7 @@ def api(
     refresher = None
     if llm:  # made in the refresh thread the first time a user needs words
         refresher = llm_refresher(
-            lambda: make_backend(api_key=server_api_key, **backend_opts),
+            BackendSpec.of(api_key=server_api_key, **backend_opts).build,
             refresh=refresh,
             weight_shift=weight_shift,
         )

@@ -364,42 +364,6 @@ backend_options = _stack(
 )
 
 
-def make_backend(
-    *,
-    model: str | None,
-    tensor_parallel_size: int,
-    enforce_eager: bool | None,
-    dtype: str | None,
-    server: str | None,
-    api_key: str | None,
-    served_model: str | None,
-    concurrency: int,
-    timeout: float,
-    max_model_len: int | None,
-) -> Any:
-    """The backend the :func:`backend_options` describe (the in-process engine loads here)."""
-    if server:
-        from interests.llm.server import ServerBackend
-
-        return ServerBackend(
-            server,
-            api_key=api_key,
-            model=served_model,
-            concurrency=concurrency,
-            timeout=timeout,
-            max_model_len=max_model_len,
-        )
-    from interests.llm.vllm_local import VLLMBackend
-
-    return VLLMBackend(
-        model,
-        max_model_len=max_model_len or 4096,
-        tensor_parallel_size=tensor_parallel_size,
-        enforce_eager=enforce_eager,
-        dtype=dtype,
-    )
-
-
 _LOG_OPTIONS = (
     "catalog",
     "mapping",
@@ -424,7 +388,7 @@ def _ray_address(value: str | None) -> str | None:
     if value is None:
         return None
     from interests.errors import ConfigError
-    from interests.scale.ray_extract import check_address
+    from interests.scale.ray_connect import check_address
 
     try:
         return check_address(value)

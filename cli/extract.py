@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,7 +20,6 @@ from .common import (
     exit_on_errors,
     half_life_option,
     log_options,
-    make_backend,
     note,
     quiet,
     ray_option,
@@ -71,33 +71,12 @@ def _progress(total: int) -> Any:
     )
 
 
-class _NoBackend:
-    """With --ray the engines live in the actors: nothing to start or close here."""
-
-    def close(self) -> None:
-        pass
-
-
 def _backend_spec(opts: dict[str, Any]) -> Any:
-    """What each Ray actor builds: its own engine, or a client of one of the comma-separated --server URLs."""
-    from interests.scale.ray_extract import BackendSpec
+    """The backend the options describe: the in-process engine, or a client of the --server URL(s)
+    (comma-separated: with --ray, actor ``i`` takes the ``i``-th)."""
+    from interests.llm.spec import BackendSpec
 
-    servers = tuple(u.strip() for u in (opts["server"] or "").split(",") if u.strip())
-    if servers:
-        client = {
-            "api_key": opts["api_key"],
-            "concurrency": opts["concurrency"],
-            "timeout": opts["timeout"],
-            "max_model_len": opts["max_model_len"],
-        }
-        return BackendSpec(model=opts["served_model"], servers=servers, client=client)
-    engine = {
-        "max_model_len": opts["max_model_len"] or 4096,
-        "tensor_parallel_size": opts["tensor_parallel_size"],
-        "enforce_eager": opts["enforce_eager"],
-        "dtype": opts["dtype"],
-    }
-    return BackendSpec(model=opts["model"], engine=engine)
+    return BackendSpec.of(**opts)
 
 
 @click.command()
@@ -217,7 +196,8 @@ def extract(
     **options: Any,
 ) -> None:
     """Write a hierarchical interest profile for every user in LOGS (files, folders or - for stdin)."""
-    from interests.profile.extract import ExtractResult, extract_profiles
+    from interests.pipeline import run_extraction
+    from interests.profile.job import ExtractionJob
     from interests.profile.privacy import key_from_env
 
     hash_key = key_from_env() if hash_user_ids else None  # fail before reading anything
@@ -225,19 +205,37 @@ def extract(
         raise click.UsageError("--taxonomy groups items for --structure data only")
     if ray_address is None and (actors is not None or actor_gpus is not None or actor_cpus != 1.0):
         raise click.UsageError("--actors, --actor-cpus and --actor-gpus go with --ray")
+    cluster = None
     if ray_address is not None:
-        from interests.scale.ray_extract import require_ray
+        from interests.scale.ray_connect import RayCluster, require_ray
 
         require_ray()  # fail before reading the logs
+        cluster = RayCluster(ray_address, actors=actors, actor_cpus=actor_cpus, actor_gpus=actor_gpus)
     selected = user_list(user)
     log_opts, backend_opts = split_options(options)
-    parsed = read_logs_for(logs, output, users=selected, partitions=partitions, **log_opts)
+    spec = _backend_spec(backend_opts)
     taxonomy = None
     if taxonomy_dir:
         from interests.taxonomy import Taxonomy
 
         taxonomy = Taxonomy.load(taxonomy_dir)
-    backend: Any = make_backend(**backend_opts) if ray_address is None else _NoBackend()
+    job = ExtractionJob(
+        output=Path(output),
+        errors=None if errors is None else Path(errors),
+        batch_size=batch_size,
+        limit=limit,
+        max_new_tokens=max_new_tokens,
+        max_items=max_items,
+        prompt_dir=None if prompt_dir is None else Path(prompt_dir),
+        tz=log_opts["tz"],
+        redact=redact,
+        retry_errors=retry_errors,
+        structure=structure,  # type: ignore[arg-type]
+        taxonomy=taxonomy,
+        hash_key=hash_key,
+        half_life_days=half_life_days,
+    )  # checked here, before the logs are read
+    parsed = read_logs_for(logs, output, users=selected, partitions=partitions, **log_opts)
     n = parsed.report.users if limit is None else min(limit, parsed.report.users)
     plain_progress = not _bar_shown()
     with _progress(n) as bar:
@@ -249,47 +247,9 @@ def extract(
             if plain_progress:
                 note(progress_line(done, n, res.errors, res.attempted, res.seconds))
 
-        common: dict[str, Any] = {
-            "output": output,
-            "errors": errors,
-            "batch_size": batch_size,
-            "limit": limit,
-            "max_new_tokens": max_new_tokens,
-            "max_items": max_items,
-            "prompt_dir": prompt_dir,
-            "tz": log_opts["tz"],
-            "redact": redact,
-            "retry_errors": retry_errors,
-            "on_batch": advance,
-            "structure": structure,
-            "taxonomy": taxonomy,
-            "hash_key": hash_key,
-            "half_life_days": half_life_days,
-        }
-        res: ExtractResult
         try:
-            if ray_address is not None:
-                from interests.scale.ray_extract import extract_partitioned_ray, extract_profiles_ray
-
-                cluster: dict[str, Any] = {
-                    "address": ray_address,
-                    "actors": actors,
-                    "actor_cpus": actor_cpus,
-                    "actor_gpus": actor_gpus,
-                    "backend": _backend_spec(backend_opts),
-                }
-                if partitions is not None:  # one partition at a time, to the same actors
-                    res = extract_partitioned_ray(parsed, **cluster, **common)
-                else:
-                    res = extract_profiles_ray(parsed, **cluster, **common)
-            elif partitions is not None:
-                from interests.profile.partitioned import extract_partitioned
-
-                res = extract_partitioned(parsed, backend=backend, **common)
-            else:
-                res = extract_profiles(parsed, backend=backend, **common)
+            res = run_extraction(parsed, job, spec, ray=cluster, on_batch=advance)
         finally:
-            backend.close()
             if partitions is not None:
                 shutil.rmtree(parsed.directory, ignore_errors=True)
     tok_s = res.output_tokens / res.engine_seconds if res.engine_seconds else 0.0

@@ -14,7 +14,6 @@ from .common import (
     exit_on_errors,
     half_life_option,
     log_options,
-    make_backend,
     note,
     read_logs_for,
     sdk_command,
@@ -81,6 +80,7 @@ def update(
     and users whose groups changed (a domain or topic appeared or went, or a
     domain's share moved by --weight-shift). Unchanged users are not touched.
     """
+    from interests.llm.spec import BackendSpec
     from interests.profile.update import update_profiles
 
     selected = user_list(user)
@@ -101,7 +101,7 @@ def update(
         parsed,
         profiles=profiles,
         errors=errors,
-        backend=lambda: make_backend(**backend_opts),
+        backend=BackendSpec.of(**backend_opts).build,
         llm=llm,
         users=selected,
         refresh=refresh,

@@ -25,7 +25,8 @@ from interests.ingest import read_logs
 from interests.llm.fake import FakeBackend, schema_answer
 from interests.profile.extract import extract_profiles, sibling_path
 from interests.profile.store import iter_jsonl, read_errors, read_profiles
-from interests.scale.ray_extract import check_address, partition_of
+from interests.scale.ray_connect import check_address
+from interests.scale.ray_extract import partition_of
 
 
 def test_partitions_are_stable_across_processes():

@@ -138,16 +138,14 @@ def test_cli_partitions_on_ray(ray_here, tmp_path, monkeypatch):
     the spill folder removed, the actors started once; the same command again adds nothing."""
     import interests.cli.extract as extract_cli
 
-    import interests.llm.vllm_local as vllm_local
-
     starts = tmp_path / "starts"
-    monkeypatch.setattr(extract_cli, "_backend_spec", lambda opts: CountingFake(str(starts)))
-    monkeypatch.setattr(vllm_local, "VLLMBackend", lambda *a, **k: FakeBackend(_valid))
+    monkeypatch.setattr(extract_cli, "_backend_spec", lambda opts: FakeBackend(_valid))
     args = ["extract", str(EXAMPLES / "events.csv"), "--catalog", str(EXAMPLES / "catalog.jsonl")]
     ray_args = ["--partitions", str(PARTS), "--ray", ray_here, "--actors", "2", "--json"]
     runner = CliRunner()
     one = runner.invoke(cli, [*args, "-o", str(tmp_path / "one.jsonl")])
     assert one.exit_code == 0, one.output
+    monkeypatch.setattr(extract_cli, "_backend_spec", lambda opts: CountingFake(str(starts)))
     res = runner.invoke(cli, [*args, "-o", str(tmp_path / "ray.jsonl"), *ray_args])
     assert res.exit_code == 0, res.output
     assert f"spilled to {PARTS} partitions" in res.output and "ray: 2 actors" in res.output

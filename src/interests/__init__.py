@@ -7,7 +7,8 @@ The SDK mirrors the CLI: one call per command, and one public function per pipel
     profiles = interests.extract(logs, output="out/profiles.jsonl")
     model = interests.train(logs, profiles=profiles)
     interests.recommend(model, ["u001"], k=5, explain=True)
-    result = interests.extract_profiles(logs, output="out/profiles.jsonl")  # the stage itself
+    job = interests.ExtractionJob(output="out/profiles.jsonl", batch_size=16)  # every option, checked once
+    result = interests.run_extraction(logs, job, interests.BackendSpec(model="smollm2-135m"))  # the counts
 
 Heavy dependencies (torch, vLLM) are imported only when a stage needs them.
 """
@@ -42,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "render_prompt": "interests.profile.prompting",
     "extract_profiles": "interests.profile.extract",
     "ExtractResult": "interests.profile.extract",
+    "ExtractionJob": "interests.profile.job",
     "update_profiles": "interests.profile.update",
     "UpdateResult": "interests.profile.update",
     "read_profiles": "interests.profile.store",
@@ -49,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "profile_versions": "interests.profile.versions",
     "read_errors": "interests.profile.store",
     "extract": "interests.pipeline",
+    "run_extraction": "interests.pipeline",
     "train": "interests.pipeline",
     "recommend": "interests.pipeline",
     "TwoTower": "interests.recsys.recommender",
@@ -56,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "interests.recsys.evaluate",
     "VLLMBackend": "interests.llm",
     "ServerBackend": "interests.llm",
+    "BackendSpec": "interests.llm.spec",
     "prepare_model": "interests.llm.weights",
     "build_taxonomy": "interests.taxonomy",
     "apply_taxonomy": "interests.taxonomy",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +32,14 @@ from .schema import InterestProfile
 
 if TYPE_CHECKING:  # pragma: no cover
     from .events import Catalog, UserHistory
+    from .ingest.partition import PartitionedLogs
     from .llm.base import Backend
+    from .llm.spec import BackendSpec
+    from .profile.extract import BackendArg, ExtractResult
+    from .profile.job import ExtractionJob
     from .recsys.evaluate import ProfileSource, TaxonomySource
     from .recsys.recommender import TwoTower
+    from .scale.ray_connect import RayCluster
     from .scale.ray_train import RayTraining
     from .taxonomy import Taxonomy
 
@@ -49,40 +54,113 @@ def _logs(logs: LogsInput, catalog: Catalog | str | Path | None, mapping: Any) -
 
 
 def extract(
-    logs: LogsInput,
-    output: str | Path = "out/profiles.jsonl",
+    logs: LogsInput | PartitionedLogs | Mapping[str, UserHistory],
+    job: ExtractionJob | str | Path | None = None,
+    backend: Backend | BackendSpec | None = None,
     *,
+    partitions: int | None = None,
+    ray: RayCluster | str | None = None,
     catalog: Catalog | str | Path | None = None,
     mapping: Any = None,
     model: str | None = None,
     server: str | None = None,
-    backend: Backend | None = None,
+    on_batch: Callable[[ExtractResult, int], None] | None = None,
     **options: Any,
 ) -> list[InterestProfile]:
-    """Profiles of every user in ``logs``, written to ``output`` (resumable) and returned.
+    """Profiles of every user in ``logs``, written to the job's ``output`` (resumable) and returned.
 
-    ``model`` picks the in-process engine's model (the embedded default when
-    ``None``), ``server`` an OpenAI-compatible server instead; ``backend`` any
-    :class:`~interests.llm.base.Backend`. ``options`` go to
-    :func:`~interests.profile.extract.extract_profiles` (``users``, ``batch_size``,
-    ``structure``, ``taxonomy``, ...). Users that ended in an error record are in
-    ``<output>.errors.jsonl`` (:func:`interests.read_errors`).
+    ``job`` is an :class:`~interests.profile.job.ExtractionJob`, or just the output
+    path; ``options`` set its fields (``output``, ``users``, ``batch_size``,
+    ``structure``, ``taxonomy``, ...). ``backend`` is a
+    :class:`~interests.llm.base.Backend` or a :class:`~interests.llm.spec.BackendSpec`;
+    without one, ``model`` picks the in-process engine's model (the embedded default
+    when ``None``) and ``server`` an OpenAI-compatible server instead.
+    ``partitions=N`` spills log files larger than memory to N per-user partitions
+    next to the output and extracts one at a time; ``ray`` (an address such as
+    ``"local"`` or ``"auto"``, or a :class:`~interests.scale.ray_connect.RayCluster`)
+    extracts on Ray actors, one engine each. Users that ended in an error record are
+    in ``<output>.errors.jsonl`` (:func:`interests.read_errors`); the run's counts are
+    what :func:`run_extraction` returns.
     """
-    from .profile.extract import extract_profiles
+    import shutil
+
+    from .errors import ConfigError
+    from .ingest import partition_logs
+    from .ingest.partition import PartitionedLogs
+    from .llm.spec import BackendSpec
+    from .profile.extract import sibling_path
+    from .profile.job import ExtractionJob
     from .profile.store import read_profiles
 
-    parsed = _logs(logs, catalog, mapping)
-    own = backend is None and server is not None
-    if own:
-        from .llm.server import ServerBackend
-
-        backend = ServerBackend(str(server))
+    if isinstance(job, str | Path):
+        if "output" in options:
+            raise ConfigError("give the output once: as the job or as output=")
+        job, options = None, {**options, "output": job}
+    job = ExtractionJob.of(job, **options)
+    if backend is None:
+        backend = BackendSpec.of(model=model, server=server)
+    elif model is not None or server is not None:
+        raise ConfigError("give a backend, or model/server to make one, not both")
+    spilled: Path | None = None
+    parsed: Logs | PartitionedLogs | Mapping[str, UserHistory]
+    if partitions is not None:
+        if isinstance(logs, Logs | PartitionedLogs | Mapping):
+            raise ConfigError("partitions= spills log files: give their paths, not logs already read")
+        spilled = sibling_path(job.output, "parts", "")
+        parsed = partition_logs(logs, spilled, parts=partitions, catalog=catalog, mapping=mapping, tz=job.tz)
+    elif isinstance(logs, PartitionedLogs | Mapping):
+        parsed = logs
+    else:
+        parsed = _logs(logs, catalog, mapping)
     try:
-        result = extract_profiles(parsed, output=output, backend=backend, model=model, **options)
+        result = run_extraction(parsed, job, backend, ray=ray, on_batch=on_batch)
     finally:
-        if own and backend is not None:
-            backend.close()
+        if spilled is not None:
+            shutil.rmtree(spilled, ignore_errors=True)
     return read_profiles(result.output)
+
+
+def run_extraction(
+    logs: Logs | PartitionedLogs | Mapping[str, UserHistory],
+    job: ExtractionJob,
+    backend: BackendArg = None,
+    *,
+    ray: RayCluster | str | None = None,
+    on_batch: Callable[[ExtractResult, int], None] | None = None,
+) -> ExtractResult:
+    """The one place that picks how an extraction runs, and its counts.
+
+    Logs in memory run in this process
+    (:func:`~interests.profile.extract.extract_profiles`), partitioned logs
+    (:func:`~interests.ingest.partition_logs`) one partition at a time
+    (:func:`~interests.profile.partitioned.extract_partitioned`); with ``ray`` either
+    runs on Ray actors (:mod:`interests.scale.ray_extract`), which build their own
+    backends from ``backend`` (a :class:`~interests.llm.spec.BackendSpec`). Each path
+    takes ``(logs, job, backend)``; ``on_batch(result, users)`` sees the running
+    counts. A spec given here is built (and closed) here; a backend is used as it is.
+    """
+    from .ingest.partition import PartitionedLogs
+
+    partitioned = isinstance(logs, PartitionedLogs)
+    if ray is not None:
+        from .errors import ConfigError
+        from .llm.base import Backend
+        from .scale.ray_extract import extract_partitioned_ray, extract_profiles_ray
+
+        if isinstance(backend, Backend):
+            raise ConfigError("Ray actors build their own backends: give a BackendSpec, not a backend")
+        if isinstance(logs, PartitionedLogs):
+            return extract_partitioned_ray(logs, job, backend, cluster=ray, on_batch=on_batch)
+        return extract_profiles_ray(logs, job, backend, cluster=ray, on_batch=on_batch)
+    if partitioned:
+        from .profile.partitioned import extract_partitioned
+
+        assert isinstance(logs, PartitionedLogs)
+        return extract_partitioned(logs, job, backend, on_batch=on_batch)
+    from .profile.extract import extract_profiles
+
+    assert not isinstance(logs, PartitionedLogs)
+    return extract_profiles(logs, job, backend, on_batch=on_batch)
 
 
 def train(
@@ -275,4 +353,12 @@ def hashing_taxonomy(catalog: Catalog | None) -> TaxonomySource:
     return build
 
 
-__all__ = ["CACHE_SPLITS", "cached_profiles", "extract", "hashing_taxonomy", "recommend", "train"]
+__all__ = [
+    "CACHE_SPLITS",
+    "cached_profiles",
+    "extract",
+    "hashing_taxonomy",
+    "recommend",
+    "run_extraction",
+    "train",
+]

@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
+from interests.profile.job import ExtractionJob
 from interests.profile.update import WEIGHT_SHIFT
 
 from .refresh_child import Child, ChildDied
@@ -86,9 +87,10 @@ class ProfileRefresher:
     refresh: grouping only the users of one batch would cluster a handful of
     items and name their interests differently from the rest. ``store``,
     ``catalog`` and ``groups`` are filled in by
-    :func:`~interests.api.app.create_app` when not given. ``options`` go to
-    ``refresh_profiles`` (``tz``, ``batch_size``, ``max_new_tokens``,
-    ``max_attempts``, ``max_items``, ``prompt_dir``, ``redact``).
+    :func:`~interests.api.app.create_app` when not given. ``options`` are
+    :class:`~interests.profile.job.ExtractionJob` fields for ``refresh_profiles``
+    (``tz``, ``batch_size``, ``max_new_tokens``, ``max_attempts``, ``max_items``,
+    ``prompt_dir``, ``redact``), checked when the refresher is made.
     """
 
     def __init__(
@@ -109,7 +111,8 @@ class ProfileRefresher:
         self.store, self.catalog, self.groups = store, catalog, groups
         self.refresh, self.weight_shift = refresh, weight_shift
         self.rules, self.half_life_days = rules, half_life_days
-        self.options = options
+        #: the prompts and decoding of the LLM refreshes (checked here, not at the first refresh)
+        self.job = ExtractionJob.of(skeleton_rules=rules, half_life_days=half_life_days, **options)
         #: users by what their last refresh did (``exact``, ``llm``, ``new``, ``unchanged``)
         self.counts: Counter[str] = Counter()
         self._engine: Backend | None = None
@@ -181,15 +184,11 @@ class ProfileRefresher:
             return refresh_profiles(
                 {u: histories[u] for u in users},
                 old,
+                self.job.replace(groups=self.groups, as_of=as_of),
+                backend,
                 catalog=self.catalog,
-                groups=self.groups,
-                backend=backend,
-                rules=self.rules,
-                as_of=as_of,
                 changes={u: changes[u] for u in users},
                 skeletons={u: skeletons[u] for u in users if u in skeletons},
-                half_life_days=self.half_life_days,
-                **self.options,
             )
 
         if exact:
@@ -216,7 +215,7 @@ class ProfileRefresher:
                 "weight_shift": self.weight_shift,
                 "refresh": self.refresh,
                 "half_life_days": self.half_life_days,
-                "options": self.options,
+                "job": self.job,
             }
             self._child = Child(self.catalog, self.groups, store.known.item_ids, settings)
         child = self._child

@@ -155,15 +155,11 @@ def _refresh(
     result = refresh_profiles(
         {u: histories[u] for u in exact},
         old,
+        s["job"].replace(groups=groups, as_of=as_of),
+        None,
         catalog=catalog,
-        groups=groups,
-        backend=None,
-        rules=s["rules"],
-        as_of=as_of,
         changes={u: changes[u] for u in exact},
         skeletons={u: skeletons[u] for u in exact if u in skeletons},
-        half_life_days=s["half_life_days"],
-        **s["options"],
     )
     return [c.kind for c in changes.values()], result.profiles, [(e.user_id, e.stage) for e in result.errors]
 

@@ -12,10 +12,12 @@ _LAZY = {
     "ServerBackend": "interests.llm.server",
     "FakeBackend": "interests.llm.fake",
     "schema_answer": "interests.llm.fake",
+    "BackendSpec": "interests.llm.spec",
 }
 
 __all__ = [
     "Backend",
+    "BackendSpec",
     "FakeBackend",
     "GenRequest",
     "GenResult",

@@ -15,30 +15,30 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from .. import __version__
 from ..events import Catalog, UserHistory, history_digest
 from ..llm.base import Backend, GenRequest, GenResult
+from ..llm.spec import BackendSpec
 from ..schema import ErrorRecord, InterestProfile, Provenance
 from .draft import draft_model, skeleton_model
 from .grounding import GroundingError, ground_profile, now_iso
 from .item_groups import ItemGroups, extend_groups, group_items
+from .job import ExtractionJob, job_of
 from .privacy import check_resume_ids, pseudonymise
-from .prompting import DEFAULT_MAX_ITEMS, Prompt, PromptRenderer
+from .prompting import Prompt, PromptRenderer
 from .redact import Redactor
 from .signals import compute_signals, dataset_reference, iso
-from .skeleton import Skeleton, SkeletonRules, build_skeleton
+from .skeleton import Skeleton, build_skeleton
 from .skeleton_grounding import ground_skeleton
 from .store import append_lines, done_users, repair, rewrite_without
 
 if TYPE_CHECKING:
     from ..ingest.logs import Logs
     from ..taxonomy.model import Taxonomy
-
-Structure = Literal["data", "model"]
 
 RAW_OUTPUT_CHARS = 4000
 
@@ -176,89 +176,82 @@ def _parse(job: _Job, result: GenResult) -> BaseModel | str:
 
 
 def plan_job(
-    histories: Mapping[str, UserHistory],
-    output: str | Path,
-    errors: str | Path | None,
-    users: Collection[str] | None,
-    limit: int | None,
-    retry_errors: bool,
-    *,
-    hashed: bool,
+    histories: Mapping[str, UserHistory], job: ExtractionJob, users: Collection[str] | None = None
 ) -> tuple[Path, Path, list[str], set[str]]:
     """A run's set-up: ``(output, errors path, selected users in order, users already done)``.
 
-    Both files are repaired; the profiles file exists afterwards (even when empty), the
-    errors file only once a user ended in an error record. With ``retry_errors`` the error
-    records are dropped first, so those users run again.
+    ``users`` are the job's users as the records name them (pseudonyms with a
+    ``hash_key``; default: the job's own). Both files are repaired; the profiles file
+    exists afterwards (even when empty), the errors file only once a user ended in an
+    error record. With ``retry_errors`` the error records are dropped first, so those
+    users run again.
     """
-    output = Path(output)
-    errors_path = Path(errors) if errors is not None else sibling_path(output, "errors")
+    output, errors_path = job.output, job.errors_path
     for p in (output, errors_path):
         repair(p)
         p.parent.mkdir(parents=True, exist_ok=True)
     output.touch()
-    if retry_errors:
+    if job.retry_errors:
         rewrite_without(errors_path, done_users(errors_path))
+    users = job.users if users is None else users
     wanted = None if users is None else set(users)  # once, not per user (was quadratic in --users)
     order = [u for u in histories if wanted is None or u in wanted]
-    if limit is not None:
-        order = order[:limit]
+    if job.limit is not None:
+        order = order[: job.limit]
     done = done_users(output, errors_path)
-    check_resume_ids(done, hashed=hashed)
+    check_resume_ids(done, hashed=job.hash_key is not None)
     return output, errors_path, order, done
+
+
+def job_histories(
+    logs: Logs | Mapping[str, UserHistory], job: ExtractionJob
+) -> tuple[Mapping[str, UserHistory], Collection[str] | None]:
+    """The histories of ``logs`` and the selected users, both pseudonymised when the job hashes ids."""
+    histories: Mapping[str, UserHistory] = logs if isinstance(logs, Mapping) else logs.histories
+    users: Collection[str] | None = job.users
+    if job.hash_key is not None:
+        histories, users = pseudonymise(histories, users, job.hash_key)
+    return histories, users
+
+
+BackendArg = Backend | BackendSpec | Callable[[int], Backend] | None
+
+
+def own_backend(backend: BackendArg) -> tuple[Backend, bool]:
+    """``(backend, whether this call made it and closes it)``: a :class:`Backend` is used as it
+    is; a spec (default: the in-process engine on the embedded model), or any function of an
+    index making a backend (what Ray actors call), is built here."""
+    if isinstance(backend, Backend):
+        return backend, False
+    return (backend if backend is not None else BackendSpec())(0), True
 
 
 def extract_profiles(
     logs: Logs | Mapping[str, UserHistory],
+    job: ExtractionJob | None = None,
+    backend: BackendArg = None,
     *,
     catalog: Catalog | None = None,
-    output: str | Path = "out/profiles.jsonl",
-    errors: str | Path | None = None,
-    backend: Backend | None = None,
-    model: str | None = None,
-    batch_size: int = 32,
-    limit: int | None = None,
-    users: Collection[str] | None = None,
-    max_attempts: int = 3,
-    max_new_tokens: int = 768,
-    max_items: int = DEFAULT_MAX_ITEMS,
-    prompt_dir: str | Path | None = None,
-    tz: str = "UTC",
-    as_of: float | None = None,
-    redact: bool = True,
-    retry_errors: bool = False,
     on_batch: Callable[[ExtractResult, int], None] | None = None,
-    hash_key: bytes | None = None,
-    structure: Structure = "data",
-    taxonomy: Taxonomy | None = None,
-    skeleton_rules: SkeletonRules | None = None,
-    half_life_days: float | None = None,
-    groups: ItemGroups | None = None,
-    rating_scale: tuple[float, float] | None = None,
+    **options: Any,
 ) -> ExtractResult:
-    """Write a grounded profile (or an error record) for every selected user.
+    """Write a grounded profile (or an error record) for every user ``job`` selects.
 
     ``logs`` is a :class:`interests.ingest.Logs` or a mapping of user id to
-    :class:`UserHistory`. With ``structure="data"`` (the default) each user's
-    domains and topics are computed from the data (:mod:`interests.profile.skeleton`:
-    catalogue categories, ``taxonomy`` when given, item clusters otherwise)
-    and the model only names them; ``structure="model"`` lets the model group
-    the items itself. ``backend`` defaults to the in-process vLLM engine
-    on ``model`` (the embedded default when ``None``). With ``hash_key``, user
-    ids are replaced by keyed pseudonyms (:mod:`interests.profile.privacy`) in the
-    prompts and in every record written; ``users`` are raw ids.
-
-    ``groups`` and ``rating_scale`` are for callers that run a slice of a
-    larger job (:mod:`interests.scale.ray_extract`): the item groups and the
-    rating scale of the whole data set, instead of those of ``logs``.
+    :class:`UserHistory` (then ``catalog`` gives the catalogue). ``job`` is an
+    :class:`~interests.profile.job.ExtractionJob`; ``options`` are its fields
+    (``output``, ``batch_size``, ``users``, ``structure``, ``hash_key``, ...), set on
+    ``job`` or on a default one. With ``structure="data"`` (the default) each user's
+    domains and topics are computed from the data (:mod:`interests.profile.skeleton`)
+    and the model only names them. ``backend`` is a :class:`~interests.llm.base.Backend`
+    (used as it is) or a :class:`~interests.llm.spec.BackendSpec` (built here and
+    closed at the end; default: the in-process engine on the embedded model).
+    ``on_batch(result, users)`` sees the running counts after each batch is written.
     """
-    histories: Mapping[str, UserHistory] = logs if isinstance(logs, Mapping) else logs.histories
-    if hash_key is not None:
-        histories, users = pseudonymise(histories, users, hash_key)
+    job = job_of(job, options)
+    histories, users = job_histories(logs, job)
     catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
-    output, errors_path, order, done = plan_job(
-        histories, output, errors, users, limit, retry_errors, hashed=hash_key is not None
-    )
+    output, errors_path, order, done = plan_job(histories, job, users)
     empty = [u for u in order if u not in done and not histories[u].events]
     todo = [u for u in order if u not in done and histories[u].events]
     append_lines(
@@ -269,96 +262,98 @@ def extract_profiles(
         ],
     )
 
-    own_backend = backend is None
-    if backend is None:
-        from ..llm.vllm_local import VLLMBackend
-
-        backend = VLLMBackend(model)
-    result = ExtractResult(output, errors_path, backend.name, backend.model)
+    engine, own = own_backend(backend)
+    result = ExtractResult(output, errors_path, engine.name, engine.model)
     result.users_selected, result.users_skipped = len(order), len(order) - len(todo) - len(empty)
     result.errors = len(empty)
     result.errors_before = len((set(order) & done_users(errors_path)) - set(empty) - done_users(output))
 
     scale, latest = dataset_reference(histories.values())
-    scale = rating_scale if rating_scale is not None else scale
-    ref = as_of if as_of is not None else latest
-    if structure not in ("data", "model"):
-        raise ValueError(f"structure must be 'data' or 'model', not {structure!r}")
-    redactor, renderer, plan, prompt_budget = prepare_prompts(
-        backend, prompt_dir, redact, structure == "data", max_new_tokens, max_attempts
-    )
-    if structure == "model":
+    groups = job.groups
+    if job.structure == "model":
         groups = None
     elif groups is None and todo:
-        groups = run_groups(output, histories, catalog, taxonomy)
+        groups = run_groups(output, histories, catalog, job.taxonomy)
     t0 = time.perf_counter()
     try:
-        for batch in _batches(todo, batch_size):
-            profiles, records = _run_batch(
-                batch,
-                histories,
-                catalog,
-                backend,
-                renderer,
-                plan,
-                prompt_budget,
-                max_items,
-                tz,
-                ref,
-                scale,
-                result,
-                groups,
-                skeleton_rules,
-                half_life_days=half_life_days,
-            )
+        runner = BatchRunner.of(
+            job,
+            histories,
+            catalog,
+            engine,
+            result,
+            groups=groups,
+            as_of=job.as_of if job.as_of is not None else latest,
+            scale=job.rating_scale if job.rating_scale is not None else scale,
+            skeleton=job.structure == "data",
+        )
+        for batch in _batches(todo, job.batch_size):
+            profiles, records = _run_batch(batch, runner)
             append_lines(output, profiles)
             append_lines(errors_path, records)
             result.profiles += len(profiles)
             result.errors += len(records)
             result.seconds = time.perf_counter() - t0
-            result.redactions = dict(redactor.counts)
+            result.redactions = dict(runner.redactor.counts)
             if on_batch is not None:
                 on_batch(result, len(batch))
     finally:
-        if own_backend:
-            backend.close()
+        if own:
+            engine.close()
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def prepare_prompts(
-    backend: Backend,
-    prompt_dir: str | Path | None,
-    redact: bool,
-    skeleton: bool,
-    max_new_tokens: int,
-    max_attempts: int,
-) -> tuple[Redactor, PromptRenderer, list[Attempt], int]:
-    """The redactor, prompt renderer, decoding plan and prompt token budget of a run."""
-    redactor = Redactor(enabled=redact)
-    renderer = PromptRenderer(prompt_dir, redactor=redactor, skeleton=skeleton)
-    plan = attempt_plan(max_new_tokens, max_attempts)
-    return redactor, renderer, plan, backend.max_model_len - max(a.max_tokens for a in plan) - 8
+@dataclass
+class BatchRunner:
+    """What every batch of a run shares: the job, the data, the engine, the prompts and the plan.
+
+    Made by :meth:`of`; :func:`extract_profiles` and
+    :func:`~interests.profile.update.refresh_profiles` run their batches through it.
+    """
+
+    job: ExtractionJob
+    histories: Mapping[str, UserHistory]
+    catalog: Catalog | None
+    backend: Backend
+    result: ExtractResult
+    redactor: Redactor
+    renderer: PromptRenderer
+    plan: list[Attempt]
+    prompt_budget: int
+    groups: ItemGroups | None
+    as_of: float | None
+    scale: tuple[float, float] | None
+
+    @classmethod
+    def of(
+        cls,
+        job: ExtractionJob,
+        histories: Mapping[str, UserHistory],
+        catalog: Catalog | None,
+        backend: Backend,
+        result: ExtractResult,
+        *,
+        groups: ItemGroups | None,
+        as_of: float | None,
+        scale: tuple[float, float] | None,
+        skeleton: bool = True,
+    ) -> BatchRunner:
+        """The runner of ``job``: prompts rendered as the job says, within the backend's context."""
+        redactor = Redactor(enabled=job.redact)
+        renderer = PromptRenderer(job.prompt_dir, redactor=redactor, skeleton=skeleton)
+        plan = attempt_plan(job.max_new_tokens, job.max_attempts)
+        budget = backend.max_model_len - max(a.max_tokens for a in plan) - 8
+        return cls(
+            job, histories, catalog, backend, result, redactor, renderer, plan, budget, groups, as_of, scale
+        )
 
 
-def _run_batch(
-    batch: Sequence[str],
-    histories: Mapping[str, UserHistory],
-    catalog: Catalog | None,
-    backend: Backend,
-    renderer: PromptRenderer,
-    plan: list[Attempt],
-    prompt_budget: int,
-    max_items: int,
-    tz: str,
-    as_of: float | None,
-    scale: tuple[float, float] | None,
-    result: ExtractResult,
-    groups: ItemGroups | None = None,
-    rules: SkeletonRules | None = None,
-    *,
-    half_life_days: float | None = None,
-) -> tuple[list[InterestProfile], list[ErrorRecord]]:
+def _run_batch(batch: Sequence[str], run: BatchRunner) -> tuple[list[InterestProfile], list[ErrorRecord]]:
+    opts, histories, catalog, backend = run.job, run.histories, run.catalog, run.backend
+    renderer = run.renderer
+    prompt_budget, as_of, result = run.prompt_budget, run.as_of, run.result
+    half_life_days = opts.half_life_days
     profiles: list[InterestProfile] = []
     records: list[ErrorRecord] = []
     jobs: dict[str, _Job] = {}
@@ -366,9 +361,13 @@ def _run_batch(
     for uid in batch:
         h = histories[uid]
         try:
-            signals[uid] = compute_signals(h, catalog, tz=tz, as_of=as_of, rating_scale=scale)
-            skeleton = build_skeleton(h, groups, catalog, rules) if groups is not None else None
-            limits = {"max_tokens": prompt_budget, "max_items": max_items}
+            signals[uid] = compute_signals(h, catalog, tz=opts.tz, as_of=as_of, rating_scale=run.scale)
+            skeleton = (
+                build_skeleton(h, run.groups, catalog, opts.skeleton_rules)
+                if run.groups is not None
+                else None
+            )
+            limits = {"max_tokens": prompt_budget, "max_items": opts.max_items}
             if skeleton is not None:
                 prompt = renderer.render_skeleton(
                     h, signals[uid], skeleton, catalog, count_tokens=backend.count_tokens, **limits
@@ -392,7 +391,7 @@ def _run_batch(
             records.append(ErrorRecord(user_id=uid, stage="prompt", reason=str(exc), created_at=now_iso()))
 
     pending = list(jobs)
-    for n, attempt in enumerate(plan):
+    for n, attempt in enumerate(run.plan):
         if not pending:
             break
         requests = [
@@ -503,4 +502,14 @@ def wall_now() -> str:
     return datetime.now(tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-__all__ = ["ExtractResult", "extract_profiles", "history_stamp", "run_groups", "sibling_path"]
+__all__ = [
+    "BatchRunner",
+    "ExtractResult",
+    "extract_profiles",
+    "history_stamp",
+    "job_histories",
+    "own_backend",
+    "plan_job",
+    "run_groups",
+    "sibling_path",
+]

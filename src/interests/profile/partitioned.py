@@ -23,18 +23,24 @@ import functools
 import logging
 from collections.abc import Callable
 from itertools import zip_longest
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .extract import ENGINE_COUNTERS, ExtractResult, extract_profiles, plan_job, sibling_path
+from .extract import (
+    ENGINE_COUNTERS,
+    BackendArg,
+    ExtractResult,
+    extract_profiles,
+    own_backend,
+    plan_job,
+    sibling_path,
+)
 from .item_groups import ItemGroups, UserItems, extend_groups, group_items
+from .job import ExtractionJob, job_of
 from .signals import dataset_reference
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ingest.partition import PartitionedLogs
-    from ..llm.base import Backend
-    from ..taxonomy.model import Taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -85,43 +91,39 @@ def _reference(
 
 def extract_partitioned(
     split: PartitionedLogs,
+    job: ExtractionJob | None = None,
+    backend: BackendArg = None,
     *,
-    output: str | Path = "out/profiles.jsonl",
-    backend: Backend | None = None,
-    model: str | None = None,
-    structure: str = "data",
-    taxonomy: Taxonomy | None = None,
-    limit: int | None = None,
-    as_of: float | None = None,
     on_batch: Callable[[ExtractResult, int], None] | None = None,
     extract: Callable[..., ExtractResult] | None = None,
     **options: Any,
 ) -> ExtractResult:
     """:func:`~interests.profile.extract.extract_profiles` over ``split``, one partition at a time.
 
-    Same arguments and result as ``extract_profiles`` (the counts summed over
-    partitions); ``limit`` counts users in partition order. ``on_batch`` sees
-    the running totals. One engine (``backend``, or the in-process one on
-    ``model``) serves every partition.
+    Same ``job`` (or its fields as ``options``), backend and result as
+    ``extract_profiles`` (the counts summed over partitions); ``limit`` counts
+    users in partition order. ``on_batch`` sees the running totals. One engine
+    (``backend``: a :class:`~interests.llm.base.Backend`, or a spec built once here)
+    serves every partition.
 
-    ``extract`` replaces ``extract_profiles`` for each partition: it is called
-    with the partition's :class:`~interests.ingest.Logs` and the keyword
-    arguments of ``extract_profiles`` but ``backend`` and ``model`` (it brings
-    its own engines), e.g. ``RayExtractors(...).extract``.
+    ``extract`` replaces ``extract_profiles`` for each partition: it is called as
+    ``extract(logs, job, on_batch=...)`` with the partition's
+    :class:`~interests.ingest.Logs` and the partition's job, and brings its own
+    engines, e.g. ``RayExtractors(...).extract``.
     """
-    if "groups" in options or "rating_scale" in options:
+    job = job_of(job, options)
+    if job.groups is not None or job.rating_scale is not None:
         raise ConfigError("extract_partitioned computes groups and rating_scale over every partition")
-    if extract is not None and (backend is not None or model is not None):
-        raise ConfigError("extract_partitioned: give backend/model or extract, not both")
-    output = Path(output)
-    if options.pop("retry_errors", False):
+    if extract is not None and backend is not None:
+        raise ConfigError("extract_partitioned: give a backend or extract, not both")
+    output, taxonomy = job.output, job.taxonomy
+    if job.retry_errors:
         # the error records are dropped once, here: dropped again before each partition, those
         # written for the partitions before would be lost (their users are not run again)
-        plan_job(
-            {}, output, options.get("errors"), None, None, True, hashed=options.get("hash_key") is not None
-        )
+        plan_job({}, job)
+        job = job.replace(retry_errors=False)
     groups_path = sibling_path(output, "groups", ".json")
-    data = structure == "data"
+    data = job.structure == "data"
     # groups are made once over every user and saved, like a one-pass run (run_groups); a re-run
     # reuses them, placing items logged since as run_groups does
     groups = ItemGroups.load(groups_path) if data and groups_path.exists() else None
@@ -140,16 +142,15 @@ def extract_partitioned(
         elif new and groups.source != "cluster":
             groups.save(groups_path)
         log.info("item groups (%s) over %d users", groups.source, split.report.users)
-    own = extract is None and backend is None
-    if own:
-        from ..llm.vllm_local import VLLMBackend
-
-        backend = VLLMBackend(model)
-    run = extract if extract is not None else functools.partial(extract_profiles, backend=backend)
+    shared = job.replace(
+        groups=groups, rating_scale=scale, as_of=job.as_of if job.as_of is not None else latest
+    )
+    engine, own = (None, False) if extract is not None else own_backend(backend)
+    run = extract if extract is not None else functools.partial(extract_profiles, backend=engine)
     total: ExtractResult | None = None
     try:
         for k, part in enumerate(split):
-            left = None if limit is None else limit - (total.users_selected if total else 0)
+            left = None if job.limit is None else job.limit - (total.users_selected if total else 0)
             if left is not None and left <= 0:
                 break
             done = total
@@ -158,28 +159,14 @@ def extract_partitioned(
                 if on_batch is not None:
                     on_batch(res if done is None else _merge(done, res), n)
 
-            res = run(
-                part,
-                output=output,
-                structure=structure,
-                taxonomy=taxonomy,
-                limit=left,
-                as_of=as_of if as_of is not None else latest,
-                on_batch=progress,
-                groups=groups,
-                rating_scale=scale,
-                **options,
-            )
+            res = run(part, shared.replace(limit=left), on_batch=progress)
             total = res if total is None else _merge(total, res)
             log.info("partition %d/%d: %d profiles, %d errors", k + 1, len(split), res.profiles, res.errors)
         if total is None:  # no partition (limit=0): the files and the result of a run with nothing to do
-            total = run(
-                {}, output=output, structure=structure, limit=0, groups=groups, rating_scale=scale, **options
-            )
+            total = run({}, shared.replace(limit=0))
     finally:
-        if own:
-            assert backend is not None
-            backend.close()
+        if own and engine is not None:
+            engine.close()
     return total
 
 

@@ -39,10 +39,10 @@ from .. import __version__
 from ..events import Catalog, UserHistory, history_digest
 from ..llm.base import Backend
 from ..schema import ErrorRecord, InterestProfile, Provenance
-from .extract import ExtractResult, _run_batch, history_stamp, prepare_prompts, run_groups, sibling_path
+from .extract import BatchRunner, ExtractResult, _run_batch, history_stamp, run_groups, sibling_path
 from .grounding import now_iso
 from .item_groups import ItemGroups, group_items
-from .prompting import DEFAULT_MAX_ITEMS
+from .job import ExtractionJob, job_of
 from .signals import compute_signals, dataset_reference
 from .skeleton import OTHER, Skeleton, SkeletonRules, build_skeleton
 from .skeleton_grounding import event_mass, ground_skeleton
@@ -183,40 +183,36 @@ def plan_changes(
 def refresh_profiles(
     histories: Mapping[str, UserHistory],
     old: Mapping[str, InterestProfile],
+    job: ExtractionJob | None = None,
+    backend: BackendLike | None = None,
     *,
     catalog: Catalog | None = None,
-    groups: ItemGroups | None = None,
-    backend: BackendLike | None = None,
-    taxonomy: Taxonomy | None = None,
-    rules: SkeletonRules | None = None,
-    weight_shift: float = WEIGHT_SHIFT,
-    refresh: bool = False,
-    tz: str = "UTC",
-    as_of: float | None = None,
-    rating_scale: tuple[float, float] | None = None,
-    batch_size: int = 32,
-    max_new_tokens: int = 768,
-    max_attempts: int = 3,
-    max_items: int = DEFAULT_MAX_ITEMS,
-    prompt_dir: str | Path | None = None,
-    redact: bool = True,
     changes: Mapping[str, Change] | None = None,
     skeletons: Mapping[str, Skeleton] | None = None,
-    half_life_days: float | None = None,
+    refresh: bool = False,
+    weight_shift: float = WEIGHT_SHIFT,
+    **options: Any,
 ) -> RefreshResult:
     """New profiles for the users of ``histories`` whose events changed since ``old`` (in memory).
 
-    ``backend`` (a :class:`~interests.llm.base.Backend` or a function making
-    one, called only when some user needs new words) writes the words of
-    ``new`` and ``llm`` users. Without one, those users get the data's own
-    labels and a computed summary (``name_source: computed``), so a service
-    can keep profiles exact without any model. ``groups`` default to a fresh
-    :func:`~interests.profile.item_groups.group_items` over ``histories``. ``changes``
-    and ``skeletons`` are what :func:`plan_changes` gave, when it ran already.
+    ``job`` (an :class:`~interests.profile.job.ExtractionJob`, or its fields as
+    ``options``) gives the prompts and decoding of ``interests extract`` (``tz``,
+    ``batch_size``, ``max_new_tokens``, ``max_attempts``, ``max_items``,
+    ``prompt_dir``, ``redact``, ``skeleton_rules``, ``half_life_days``, ``as_of``,
+    ``rating_scale``); its files are not used. ``backend`` (a
+    :class:`~interests.llm.base.Backend` or a function making one, called only when
+    some user needs new words) writes the words of ``new`` and ``llm`` users.
+    Without one, those users get the data's own labels and a computed summary
+    (``name_source: computed``), so a service can keep profiles exact without any
+    model. ``job.groups`` default to a fresh
+    :func:`~interests.profile.item_groups.group_items` over ``histories``.
+    ``changes`` and ``skeletons`` are what :func:`plan_changes` gave, when it ran
+    already (otherwise it runs with ``refresh`` and ``weight_shift``).
     """
-    groups = groups if groups is not None else group_items(histories, catalog, taxonomy=taxonomy)
-    if as_of is None:
-        as_of = dataset_reference(histories.values())[1]
+    job = job_of(job, options)
+    rules, half_life_days, tz = job.skeleton_rules, job.half_life_days, job.tz
+    groups = job.groups if job.groups is not None else group_items(histories, catalog, taxonomy=job.taxonomy)
+    as_of = job.as_of if job.as_of is not None else dataset_reference(histories.values())[1]
     if changes is None:
         changes, skeletons = plan_changes(
             histories,
@@ -231,6 +227,7 @@ def refresh_profiles(
         )
     out = RefreshResult(changes=dict(changes))
     skeletons = skeletons or {}
+    rating_scale = job.rating_scale
     if rating_scale is None:
         scales = [p.stats.rating_scale for p in old.values() if p.stats.rating_scale]
         rating_scale = scales[0] if scales else dataset_reference(histories.values())[0]
@@ -249,16 +246,13 @@ def refresh_profiles(
     if words:
         assert backend is not None
         engine = backend if isinstance(backend, Backend) else backend()
-        _, renderer, plan, budget = prepare_prompts(
-            engine, prompt_dir, redact, True, max_new_tokens, max_attempts
-        )
         out.extract = ExtractResult(Path(""), Path(""), engine.name, engine.model)
-        for k in range(0, len(words), batch_size):
-            batch = words[k : k + batch_size]
-            profiles, records = _run_batch(
-                batch, histories, catalog, engine, renderer, plan, budget, max_items, tz, as_of,
-                rating_scale, out.extract, groups, rules, half_life_days=half_life_days,
-            )  # fmt: skip
+        runner = BatchRunner.of(
+            job, histories, catalog, engine, out.extract, groups=groups, as_of=as_of, scale=rating_scale
+        )
+        for k in range(0, len(words), job.batch_size):
+            batch = words[k : k + job.batch_size]
+            profiles, records = _run_batch(batch, runner)
             for p in profiles:
                 made_by = "update-llm" if changes[p.user_id].kind == "llm" else "extract"
                 out.profiles[p.user_id] = p.model_copy(
@@ -487,11 +481,22 @@ def update_profiles(
             elif backend is not None:
                 engine = backend()
             else:
-                from ..llm.vllm_local import VLLMBackend
+                from ..llm.spec import BackendSpec
 
-                engine = VLLMBackend(model)
+                engine = BackendSpec(model=model).build()
         return engine
 
+    job = ExtractionJob.of(
+        skeleton_rules=rules,
+        tz=tz,
+        as_of=as_of if as_of is not None else latest,
+        rating_scale=scale,
+        batch_size=batch_size,
+        half_life_days=half_life_days,
+        groups=groups,
+        taxonomy=taxonomy,
+        **extract_options,
+    )
     exact = [u for u, c in changes.items() if c.kind == "exact"]
     words = [u for u, c in changes.items() if c.kind in ("new", "llm")]
     if not llm:
@@ -503,18 +508,11 @@ def update_profiles(
                 res = refresh_profiles(
                     {u: todo[u] for u in batch},
                     old,
+                    job,
+                    make_backend if chunk is words else None,
                     catalog=catalog,
-                    groups=groups,
-                    backend=make_backend if chunk is words else None,
-                    rules=rules,
-                    tz=tz,
-                    as_of=as_of if as_of is not None else latest,
-                    rating_scale=scale,
-                    batch_size=batch_size,
                     changes={u: changes[u] for u in batch},
                     skeletons={u: skeletons[u] for u in batch if u in skeletons},
-                    half_life_days=half_life_days,
-                    **extract_options,
                 )
                 append_lines(staged, res.profiles.values())
                 append_lines(errors_path, res.errors)

@@ -201,10 +201,9 @@ class TwoTower:
         self._item_vecs, self._frozen = None, False
         t0 = time.perf_counter()
         if distributed is not None:
-            from interests.scale.ray_train import train_net_ray
-
-            self.train_log = train_net_ray(
-                net, known, self.feats, epochs=epochs or cfg.epochs, eval_fn=eval_fn, spec=distributed
+            # the spec trains itself: recsys never imports scale (which imports recsys)
+            self.train_log = distributed.train(
+                net, known, self.feats, epochs=epochs or cfg.epochs, eval_fn=eval_fn
             )
         else:
             self.train_log = train_net(net, known, self.feats, epochs=epochs or cfg.epochs, eval_fn=eval_fn)

@@ -12,7 +12,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "BackendSpec": "interests.scale.ray_extract",
+    "BackendSpec": "interests.llm.spec",
+    "RayCluster": "interests.scale.ray_connect",
     "RayExtractResult": "interests.scale.ray_extract",
     "RayExtractors": "interests.scale.ray_extract",
     "extract_partitioned_ray": "interests.scale.ray_extract",
@@ -24,6 +25,7 @@ _LAZY = {
 
 __all__ = [
     "BackendSpec",
+    "RayCluster",
     "RayExtractResult",
     "RayExtractors",
     "RayTraining",

@@ -33,17 +33,14 @@ Nothing here is imported by ``import interests``; Ray is imported when
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import inspect
 import json
 import os
-import re
-import signal
 import tempfile
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -51,24 +48,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import BackendError, ConfigError
 from ..events import Catalog, UserHistory
 from ..llm.base import Backend
+from ..llm.spec import BackendSpec
 from ..profile.extract import (
     ENGINE_COUNTERS,
     ExtractResult,
     extract_profiles,
+    job_histories,
     plan_job,
     run_groups,
-    sibling_path,
 )
 from ..profile.grounding import now_iso
-from ..profile.privacy import pseudonymise
+from ..profile.job import ExtractionJob, job_of
 from ..profile.signals import dataset_reference
 from ..profile.store import append_lines, done_users
 from ..schema import ErrorRecord
+from .ray_connect import RayCluster, check_address, connect, require_ray
 
 if TYPE_CHECKING:
     from ..ingest.partition import PartitionedLogs
-    from ..profile.item_groups import ItemGroups
-    from ..taxonomy.model import Taxonomy
 
 #: batches each actor holds at once. One: a dead actor then lost exactly the batch it was running
 #: (the one to blame for a poison batch), and the engine's wait for the next one is one round trip
@@ -81,8 +78,6 @@ RESTART_TIMEOUT_S = 900.0
 BATCH_DEATHS = 3
 #: the counters of each batch's run that add up to the job's
 _SUMMED = ENGINE_COUNTERS
-_ADDRESS = re.compile(r"^(local|auto|ray://\S+|[\w.\-]+:\d+)$")
-RAY_MISSING = "{what} needs Ray: pip install 'interests[ray]'"
 
 
 def partition_of(user_id: str, partitions: int) -> int:
@@ -92,51 +87,6 @@ def partition_of(user_id: str, partitions: int) -> int:
     """
     digest = hashlib.blake2b(str(user_id).encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % partitions
-
-
-def check_address(address: str | None) -> str | None:
-    """A valid ``--ray`` value: ``local`` (also ``""``), ``auto``, ``ray://HOST:PORT`` or ``HOST:PORT``."""
-    if address is None or address == "":
-        return None if address is None else "local"
-    if not _ADDRESS.match(address):
-        raise ConfigError(
-            f"--ray {address!r} is not a Ray address: give nothing (a local cluster), auto, "
-            "ray://HOST:10001 or HOST:6379 (write --ray=ADDRESS or put --ray after the log files)"
-        )
-    return address
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    """How each actor builds its backend: sent to the actors, so the engine itself never travels.
-
-    With ``servers`` the actors use the OpenAI-compatible servers, actor
-    ``i`` the ``i % len(servers)``-th; otherwise each actor starts its own
-    in-process vLLM engine on ``model``. ``engine`` holds
-    :class:`~interests.llm.vllm_local.VLLMBackend` keyword arguments,
-    ``client`` :class:`~interests.llm.server.ServerBackend` ones.
-    """
-
-    model: str | None = None
-    servers: tuple[str, ...] = ()
-    engine: Mapping[str, Any] = field(default_factory=dict)
-    client: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def gpus(self) -> int:
-        """GPUs one engine needs (its tensor-parallel size)."""
-        return 0 if self.servers else int(self.engine.get("tensor_parallel_size", 1) or 1)
-
-    def __call__(self, index: int) -> Backend:
-        if self.servers:
-            from ..llm.server import ServerBackend
-
-            return ServerBackend(
-                self.servers[index % len(self.servers)], model=self.model, **dict(self.client)
-            )
-        from ..llm.vllm_local import VLLMBackend
-
-        return VLLMBackend(self.model, **dict(self.engine))
 
 
 @dataclass
@@ -189,8 +139,9 @@ class _Extractor:
             start()  # load the engine now, on every actor at once, not inside the first batch
         self._data: tuple[Any, Any] | None = None  # (object ref, (catalogue, shared settings))
 
-    def _shared(self, data: list[Any]) -> tuple[Catalog | None, dict[str, Any]]:
-        """The catalogue and shared settings (with the options), fetched once per actor and job call.
+    def _shared(self, data: list[Any]) -> tuple[Catalog | None, ExtractionJob]:
+        """The catalogue and the job (groups, rating scale, reference time set), fetched once per
+        actor and job call.
 
         They travel as a ref nested in each call rather than as constructor arguments: Ray
         warns that a restartable actor's arguments in the object store may be lost, and a
@@ -200,8 +151,8 @@ class _Extractor:
 
         if self._data is None or self._data[0] != data[0]:
             self._data = (data[0], ray.get(data[0]))
-        catalog, shared = self._data[1]
-        return catalog, shared
+        catalog, job = self._data[1]
+        return catalog, job
 
     def extract(
         self, histories: dict[str, UserHistory], data: list[Any]
@@ -211,18 +162,12 @@ class _Extractor:
         The usual loop writes them to a scratch file; they travel back as text, so the
         driver writes them without parsing or serialising them again.
         """
-        catalog, shared = self._shared(data)
+        catalog, job = self._shared(data)
         with tempfile.TemporaryDirectory(prefix="interests-ray-") as tmp:
             out = Path(tmp) / "part.jsonl"
-            res = extract_profiles(
-                histories,
-                catalog=catalog,
-                output=out,
-                backend=self.backend,
-                batch_size=max(1, len(histories)),
-                **shared,
-            )
-            return _lines(out), _lines(sibling_path(out, "errors")), res.to_dict()
+            batch = job.replace(output=out, batch_size=max(1, len(histories)))
+            res = extract_profiles(histories, batch, self.backend, catalog=catalog)
+            return _lines(out), _lines(batch.errors_path), res.to_dict()
 
     def ready(self) -> int:
         """Answers once the actor (and its engine) is up: the process id."""
@@ -231,30 +176,6 @@ class _Extractor:
     def close(self) -> None:
         """Shut the engine down (a killed actor's engine exits by itself: see ``llm.lifeline``)."""
         self.backend.close()
-
-
-def require_ray(what: str = "distributed extraction") -> Any:
-    """The ``ray`` module, or a :class:`ConfigError` naming the extra to install."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError(RAY_MISSING.format(what=what)) from exc
-    return ray
-
-
-def connect(ray: Any, address: str) -> None:
-    """``ray.init``, keeping this process's SIGTERM handling (Ray's own aborts the process).
-
-    A local cluster started here runs its workers at the driver's priority: Ray lowers
-    workers' priority by 15 by default (``worker_niceness``), which on a shared machine
-    starved the engines in the actors against the same engine in one process.
-    """
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main else None
-    local = {"include_dashboard": False, "_system_config": {"worker_niceness": 0}}
-    ray.init(address=address, log_to_driver=True, **(local if address == "local" else {}))
-    if main and callable(previous):  # e.g. the CLI's SIGTERM-as-Ctrl-C: finished batches are kept
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _fit(ray: Any, cpus: float, gpus: float) -> int:
@@ -266,38 +187,19 @@ def _fit(ray: Any, cpus: float, gpus: float) -> int:
     return min(fits) if fits else 1
 
 
-#: arguments of ``extract_profiles`` that the driver handles itself; the others (``max_new_tokens``,
-#: ``max_items``, ``prompt_dir``, ``tz``, ``redact``, ...) travel to the actors with each call
-_DRIVER_ARGS = frozenset(
-    {
-        "logs",
-        "catalog",
-        "output",
-        "errors",
-        "backend",
-        "model",
-        "batch_size",
-        "limit",
-        "users",
-        "retry_errors",
-        "on_batch",
-        "hash_key",
-        "structure",
-        "taxonomy",
-        "as_of",
-        "groups",
-        "rating_scale",
-    }
-)
+#: the :class:`RayCluster` fields a call may give as keyword arguments, beside the job's
+_CLUSTER = frozenset(f.name for f in dataclasses.fields(RayCluster))
 
 
-def _actor_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` checked against ``extract_profiles``'s arguments here, not in every actor."""
-    known = set(inspect.signature(extract_profiles).parameters) - _DRIVER_ARGS
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TypeError(f"unexpected extraction option(s): {', '.join(unknown)}")
-    return dict(options)
+def cluster_of(cluster: RayCluster | str | None, options: dict[str, Any]) -> RayCluster:
+    """``cluster`` (an address, or ``None``: the Ray this process is connected to, else a new
+    local one) with the cluster fields of ``options`` (taken out of them) set."""
+    given = {k: options.pop(k) for k in list(options) if k in _CLUSTER}
+    if isinstance(cluster, RayCluster):
+        return dataclasses.replace(cluster, **given) if given else cluster
+    if cluster is not None:
+        given.setdefault("address", cluster)
+    return RayCluster(**given)
 
 
 class RayExtractors:
@@ -314,23 +216,27 @@ class RayExtractors:
 
     def __init__(
         self,
+        cluster: RayCluster | str | None = None,
+        backend: BackendSpec | Callable[[int], Backend] | None = None,
         *,
-        address: str | None = None,
-        actors: int | None = None,
-        actor_cpus: float = 1.0,
-        actor_gpus: float | None = None,
-        backend: Callable[[int], Backend] | None = None,
-        model: str | None = None,
         users: int | None = None,
-        max_actor_failures: int | None = None,
-        name_prefix: str | None = None,
+        **cluster_options: Any,
     ) -> None:
         self.ray = require_ray()
-        self.address = check_address(address)
-        self.actors, self.actor_cpus, self.actor_gpus = actors, actor_cpus, actor_gpus
-        self.make_backend = backend if backend is not None else BackendSpec(model=model)
-        self.label = str(getattr(self.make_backend, "model", None) or model or "default")
-        self.users, self.max_actor_failures, self.name_prefix = users, max_actor_failures, name_prefix
+        self.cluster = cluster_of(cluster, cluster_options)
+        if cluster_options:
+            raise TypeError(f"unexpected cluster option(s): {', '.join(sorted(cluster_options))}")
+        if backend is not None and isinstance(backend, Backend):
+            raise ConfigError(
+                "Ray actors build their own backends: give a BackendSpec (or a function of the "
+                "actor's index), not a backend"
+            )
+        c = self.cluster
+        self.address = c.address
+        self.actors, self.actor_cpus, self.actor_gpus = c.actors, c.actor_cpus, c.actor_gpus
+        self.make_backend: Callable[[int], Backend] = backend if backend is not None else BackendSpec()
+        self.label = str(getattr(self.make_backend, "model", None) or "default")
+        self.users, self.max_actor_failures, self.name_prefix = users, c.max_actor_failures, c.name_prefix
         self.pool: list[Any] = []
         self.gpus = 0.0
         #: seconds from the start of the pool until each actor answered (its engine loaded)
@@ -396,39 +302,23 @@ class RayExtractors:
     def extract(
         self,
         logs: Any,
+        job: ExtractionJob | None = None,
         *,
         catalog: Catalog | None = None,
-        output: str | Path = "out/profiles.jsonl",
-        errors: str | Path | None = None,
-        batch_size: int = 32,
-        limit: int | None = None,
-        users: Collection[str] | None = None,
-        retry_errors: bool = False,
-        hash_key: bytes | None = None,
-        as_of: float | None = None,
-        taxonomy: Taxonomy | None = None,
-        structure: str = "data",
         on_batch: Callable[[ExtractResult, int], None] | None = None,
-        groups: ItemGroups | None = None,
-        rating_scale: tuple[float, float] | None = None,
         **options: Any,
     ) -> RayExtractResult:
         """:func:`~interests.profile.extract.extract_profiles` of ``logs`` on the pool's actors.
 
-        Arguments as for :func:`extract_profiles_ray`; ``groups`` and
-        ``rating_scale`` (those of a larger data set that ``logs`` is a slice
-        of) are used instead of computing them, as ``extract_profiles`` does.
+        ``job`` (or its fields as ``options``) as for ``extract_profiles``; its
+        ``groups`` and ``rating_scale`` (those of a larger data set that ``logs``
+        is a slice of) are used instead of computing them, as ``extract_profiles``
+        does.
         """
-        options = _actor_options(options)
-        if structure not in ("data", "model"):
-            raise ValueError(f"structure must be 'data' or 'model', not {structure!r}")
-        histories: Mapping[str, UserHistory] = getattr(logs, "histories", logs)
-        if hash_key is not None:
-            histories, users = pseudonymise(histories, users, hash_key)
+        job = job_of(job, options)
+        histories, users = job_histories(logs, job)
         catalog = catalog if catalog is not None else getattr(logs, "catalog", None)
-        output, errors_path, order, done = plan_job(
-            histories, output, errors, users, limit, retry_errors, hashed=hash_key is not None
-        )
+        output, errors_path, order, done = plan_job(histories, job, users)
         todo = [u for u in order if u not in done]
 
         result = RayExtractResult(output, errors_path, "ray", self.label)
@@ -439,17 +329,24 @@ class RayExtractors:
 
         t0 = time.perf_counter()
         scale, latest = dataset_reference(histories.values())
-        if structure == "model":
+        groups = job.groups
+        if job.structure == "model":
             groups = None
         elif groups is None:
-            groups = run_groups(output, histories, catalog, taxonomy)
-        shared = {
-            "structure": structure,
-            "groups": groups,
-            "rating_scale": rating_scale if rating_scale is not None else scale,
-            "as_of": as_of if as_of is not None else latest,
-            **options,
-        }
+            groups = run_groups(output, histories, catalog, job.taxonomy)
+        # what each actor runs: the driver selected, pseudonymised and writes; the actors only extract
+        shared = job.replace(
+            users=None,
+            limit=None,
+            retry_errors=False,
+            hash_key=None,
+            errors=None,
+            taxonomy=None,
+            groups=groups,
+            rating_scale=job.rating_scale if job.rating_scale is not None else scale,
+            as_of=job.as_of if job.as_of is not None else latest,
+        )
+        batch_size = job.batch_size
         n = self.start(len(todo))
         result.actors, result.actor_cpus, result.actor_gpus = n, self.actor_cpus, self.gpus
         queues: list[deque[_Batch]] = [deque() for _ in range(n)]
@@ -481,119 +378,54 @@ class RayExtractors:
 
 def extract_profiles_ray(
     logs: Any,
+    job: ExtractionJob | None = None,
+    backend: BackendSpec | Callable[[int], Backend] | None = None,
     *,
+    cluster: RayCluster | str | None = None,
     catalog: Catalog | None = None,
-    output: str | Path = "out/profiles.jsonl",
-    errors: str | Path | None = None,
-    address: str | None = None,
-    actors: int | None = None,
-    actor_cpus: float = 1.0,
-    actor_gpus: float | None = None,
-    backend: Callable[[int], Backend] | None = None,
-    model: str | None = None,
-    batch_size: int = 32,
-    limit: int | None = None,
-    users: Collection[str] | None = None,
-    retry_errors: bool = False,
-    hash_key: bytes | None = None,
-    as_of: float | None = None,
-    taxonomy: Taxonomy | None = None,
-    structure: str = "data",
     on_batch: Callable[[ExtractResult, int], None] | None = None,
-    max_actor_failures: int | None = None,
-    name_prefix: str | None = None,
-    groups: ItemGroups | None = None,
-    rating_scale: tuple[float, float] | None = None,
     **options: Any,
 ) -> RayExtractResult:
     """:func:`~interests.profile.extract.extract_profiles` with one engine per Ray actor.
 
-    ``address`` is ``None`` (the Ray this process is connected to, else a new
-    local cluster), ``"local"`` (a new local cluster), ``"auto"``,
-    ``"ray://HOST:10001"`` or ``"HOST:6379"``. ``actors`` defaults to as many
-    as the cluster holds, each asking for ``actor_cpus`` CPUs and
-    ``actor_gpus`` GPUs (default: the engine's tensor-parallel size where the
-    cluster has GPUs, else none). ``backend`` builds an actor's backend from
-    its index (a :class:`BackendSpec`, the default being the in-process engine
-    on ``model``); it is pickled to the actors, so it must be importable there.
-    The other arguments, and ``options`` (``max_attempts``, ``max_new_tokens``,
-    ``max_items``, ``prompt_dir``, ``tz``, ``redact``, ``skeleton_rules``,
-    ``half_life_days``), mean what they mean for ``extract_profiles``; the
-    output files are the same and a re-run (with or without Ray) resumes them.
-    ``name_prefix`` names the actors ``<prefix>-<index>`` (to find them with
-    ``ray.get_actor``); ``max_actor_failures`` (default 3 per actor) stops a
-    job whose actors keep dying.
+    ``job`` (or its fields as ``options``) means what it means for
+    ``extract_profiles``; the output files are the same and a re-run (with or
+    without Ray) resumes them. ``backend`` builds an actor's backend from its index
+    (a :class:`~interests.llm.spec.BackendSpec`, default the in-process engine on
+    the embedded model); it is pickled to the actors, so it must be importable
+    there. ``cluster`` is a :class:`~interests.scale.ray_connect.RayCluster` or an
+    address; its fields (``address``, ``actors``, ``actor_cpus``, ``actor_gpus``,
+    ``max_actor_failures``, ``name_prefix``) may also come as keyword arguments.
 
     The actors start and stop inside the call (no actor starts when every
     user is done); :class:`RayExtractors` keeps them for several calls.
     """
-    with RayExtractors(
-        address=address,
-        actors=actors,
-        actor_cpus=actor_cpus,
-        actor_gpus=actor_gpus,
-        backend=backend,
-        model=model,
-        max_actor_failures=max_actor_failures,
-        name_prefix=name_prefix,
-    ) as pool:
-        return pool.extract(
-            logs,
-            catalog=catalog,
-            output=output,
-            errors=errors,
-            batch_size=batch_size,
-            limit=limit,
-            users=users,
-            retry_errors=retry_errors,
-            hash_key=hash_key,
-            as_of=as_of,
-            taxonomy=taxonomy,
-            structure=structure,
-            on_batch=on_batch,
-            groups=groups,
-            rating_scale=rating_scale,
-            **options,
-        )
+    with RayExtractors(cluster_of(cluster, options), backend) as pool:
+        return pool.extract(logs, job, catalog=catalog, on_batch=on_batch, **options)
 
 
 def extract_partitioned_ray(
     split: PartitionedLogs,
+    job: ExtractionJob | None = None,
+    backend: BackendSpec | Callable[[int], Backend] | None = None,
     *,
-    address: str | None = None,
-    actors: int | None = None,
-    actor_cpus: float = 1.0,
-    actor_gpus: float | None = None,
-    backend: Callable[[int], Backend] | None = None,
-    model: str | None = None,
-    max_actor_failures: int | None = None,
-    name_prefix: str | None = None,
-    **kwargs: Any,
+    cluster: RayCluster | str | None = None,
+    on_batch: Callable[[ExtractResult, int], None] | None = None,
+    **options: Any,
 ) -> ExtractResult:
     """:func:`~interests.profile.partitioned.extract_partitioned` on one pool of Ray actors.
 
     Logs larger than memory on a cluster: the driver holds one partition of
     ``split`` at a time, the item groups, rating scale and reference time are
     those of every partition, and the same actors (engines loaded once) take
-    the partitions one after another. The cluster arguments are those of
-    :func:`extract_profiles_ray`, ``kwargs`` those of ``extract_partitioned``.
-    The result is a :class:`RayExtractResult` (counts summed over partitions)
-    unless no user was left to extract.
+    the partitions one after another. Arguments as for
+    :func:`extract_profiles_ray`. The result is a :class:`RayExtractResult`
+    (counts summed over partitions) unless no user was left to extract.
     """
     from ..profile.partitioned import extract_partitioned
 
-    with RayExtractors(
-        address=address,
-        actors=actors,
-        actor_cpus=actor_cpus,
-        actor_gpus=actor_gpus,
-        backend=backend,
-        model=model,
-        users=split.report.users,
-        max_actor_failures=max_actor_failures,
-        name_prefix=name_prefix,
-    ) as pool:
-        return extract_partitioned(split, extract=pool.extract, **kwargs)
+    with RayExtractors(cluster_of(cluster, options), backend, users=split.report.users) as pool:
+        return extract_partitioned(split, job_of(job, options), on_batch=on_batch, extract=pool.extract)
 
 
 def _stop(ray: Any, pool: list[Any], timeout: float = 60.0) -> None:
@@ -743,10 +575,11 @@ def _run(
 
 
 __all__ = [
-    "BackendSpec",
+    "RayCluster",
     "RayExtractResult",
     "RayExtractors",
     "check_address",
+    "cluster_of",
     "extract_partitioned_ray",
     "extract_profiles_ray",
     "partition_of",

@@ -43,7 +43,7 @@ from ..errors import ConfigError, InterestsError
 from ..recsys.data import Histories
 from ..recsys.features import UserFeatures
 from ..recsys.train import Trainer, TrainLog
-from .ray_extract import check_address, connect, require_ray
+from .ray_connect import check_address, connect, require_ray
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,18 @@ class RayTraining:
         if self.workers < 1:
             raise ConfigError(f"workers must be at least 1, not {self.workers}")
         check_address(self.address)
+
+    def train(
+        self,
+        net: Any,
+        data: Histories,
+        feats: UserFeatures,
+        *,
+        epochs: int,
+        eval_fn: Callable[[Any], float] | None = None,
+    ) -> TrainLog:
+        """:func:`train_net_ray` with this spec (what ``fit_two_tower(distributed=...)`` calls)."""
+        return train_net_ray(net, data, feats, epochs=epochs, eval_fn=eval_fn, spec=self)
 
 
 def run_name(net: Any, data: Histories, epochs: int, workers: int) -> str:
