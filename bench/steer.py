@@ -51,6 +51,7 @@ K = 20
 def run_seed(logs, seed: int, epochs: int, fusion: float, explore_ns: list[int]) -> dict:  # type: ignore[no-untyped-def]
     from interests.recsys import TwoTower
     from interests.recsys.data import from_user_histories
+    from interests.recsys.lists import steered_row
     from interests.recsys.metrics import ndcg_at_k, recall_at_k, top_k
     from interests.recsys.split import TemporalSplit
     from interests.recsys.steer import Resolved, Steering
@@ -58,7 +59,7 @@ def run_seed(logs, seed: int, epochs: int, fusion: float, explore_ns: list[int])
     data = from_user_histories(logs.histories)
     case = TemporalSplit.of(data).case("test")
     t0 = time.perf_counter()
-    model = TwoTower(epochs=epochs, fusion=fusion, seed=seed).fit(case.fit, catalog=logs.catalog)
+    model = TwoTower(epochs=epochs, fusion=fusion, seed=seed).fit(case.fit, catalog=logs.catalog).state
     train_s = time.perf_counter() - t0
     index = model.node_index
     cats = model.categories
@@ -79,7 +80,7 @@ def run_seed(logs, seed: int, epochs: int, fusion: float, explore_ns: list[int])
         for g in genres:
             tg = targets[members[g][targets]]
             steer = Resolved.of(Steering.of(domains=g), index)
-            picks = model.steered_row(scores[r], query.items[r], None, K, steer=steer)
+            picks = steered_row(model, scores[r], query.items[r], None, K, steer=steer)
             steered = np.array([p.item for p in picks], dtype=np.int64)
             filt = plain[r][members[g][plain[r]]]
             rows.append(
@@ -97,7 +98,7 @@ def run_seed(logs, seed: int, epochs: int, fusion: float, explore_ns: list[int])
         if len(counts) >= 2:
             a, b = counts[0][1], counts[1][1]
             steer = Resolved.of(Steering.of(mix={a: 0.5, b: 0.5}), index)
-            picks = model.steered_row(scores[r], query.items[r], None, K, steer=steer)
+            picks = steered_row(model, scores[r], query.items[r], None, K, steer=steer)
             got = sum(p.node == a for p in picks) / max(len(picks), 1)
             mix_err.append(abs(got - 0.5))
     steer_s = time.perf_counter() - t0
@@ -136,7 +137,8 @@ def run_seed(logs, seed: int, epochs: int, fusion: float, explore_ns: list[int])
         hits = {"explore": [], "random": [], "popular": [], "explore_item": []}
         ndcgs = []
         for r, targets in enumerate(case.targets):
-            picks = model.steered_row(
+            picks = steered_row(
+                model,
                 scores[r],
                 query.items[r],
                 model.feats.take([case.users[r]]),

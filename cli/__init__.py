@@ -137,17 +137,20 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
         quiet_vllm_logging(os.environ)
 
 
+class CliHandler(logging.StreamHandler):
+    """The stderr handler :func:`configure_logging` installs (and replaces on a second call)."""
+
+
 def configure_logging(*, verbose: bool = False, quiet: bool = False) -> None:
     """Log lines of the toolkit on stderr: INFO by default, DEBUG with -v, WARNING with -q."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logger = logging.getLogger("interests")
     logger.setLevel(level)
-    for old in [h for h in logger.handlers if getattr(h, "_interests_cli", False)]:
+    for old in [h for h in logger.handlers if isinstance(h, CliHandler)]:
         logger.removeHandler(old)  # a second call (tests, embedding) writes to the stderr of now
-    handler = logging.StreamHandler()  # sys.stderr at the time of the call
+    handler = CliHandler()  # sys.stderr at the time of the call
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"
     handler.setFormatter(logging.Formatter(fmt, "%H:%M:%S"))
-    handler._interests_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.propagate = False
 

@@ -191,7 +191,7 @@ def train(
     )
     tl = model.train_log
     valid = f", holdout NDCG@20 {tl.best_valid:.4f}" if tl.best_valid is not None else ""
-    bb = model.backbone.describe() if model.backbone is not None else "none"
+    bb = model.state.backbone.describe() if model.state.backbone is not None else "none"
     note(
         f"trained on {model.config.n_items} items, {len(parsed.histories)} users: "
         f"{tl.epochs} epochs in {tl.seconds:.1f}s{valid}, backbone {bb}, fusion {model.config.fusion}; "
@@ -221,7 +221,7 @@ def train(
             "epochs": tl.epochs,
             "best_epoch": tl.best_epoch,
             "holdout_ndcg@20": tl.best_valid,
-            "backbone": model.backbone.describe() if model.backbone is not None else None,
+            "backbone": model.state.backbone.describe() if model.state.backbone is not None else None,
             "fusion": model.config.fusion,
             "inputs": model.input_choice,
             "seconds": tl.seconds,
@@ -310,7 +310,7 @@ def recommend(
 
     model = TwoTower.load(model_dir)
     seen = [i.strip() for i in (items or "").split(",") if i.strip()]
-    known_items = model.known.item_index if model.known is not None else {}
+    known_items = model.known.item_index
     bad_items = [i for i in seen if i not in known_items]
     if bad_items:
         raise ConfigError(
@@ -318,7 +318,7 @@ def recommend(
             f"(not in {model_dir}'s catalogue); give item ids the model was trained on"
         )
     users = user_list(user) or []
-    known_users = model.known.user_index() if model.known is not None else {}
+    known_users = model.known.user_index()
     unknown = [u for u in users if u not in known_users]
     if unknown:
         click.echo(

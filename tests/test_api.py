@@ -466,29 +466,29 @@ def test_item_vectors_are_computed_once_and_the_encoder_loads_at_start(
     from interests.recsys.explain import profile_wins
 
     model = TwoTower.load(world["folder"])
-    assert model._encoder is None
+    assert model.state.encoder.loaded is None
     app = create_app(model, world["profiles"], catalog=world["catalog"], refresher=keep_profiles)
-    assert model._encoder is not None
+    assert model.state.encoder.loaded is not None
     scorer, store = app.state.interests.scorer, app.state.interests.store
     rows = [scorer.row(store.snapshot(u)) for u in ("p0", "p1", "u2_1")]
-    want = [profile_wins(model, r.query, r.feats) for r in rows]
+    want = [profile_wins(model.state, r.query, r.feats) for r in rows]
     assert any(w.any() for w in want) and any((~w).any() for w in want)
 
     def again() -> None:
         raise AssertionError("item vectors recomputed")
 
-    monkeypatch.setattr(model.net, "item_vectors", again)
+    monkeypatch.setattr(model.state.net, "item_vectors", again)
     with serving(app) as c:
         post(c, [{"user_id": "p1", "item_id": "g0_0"}])
         body = recs(c, "p1", k=8)
         assert {x["source"] for x in recs(c, "p0", k=8)["items"]} <= {"history", "profile"}
     row = scorer.cached(store.snapshot("p1"))
     assert row is not None
-    assert np.array_equal(row.extra["profile_wins"], profile_wins(scorer._fixed_items, row.query, row.feats))
+    assert np.array_equal(row.extra["profile_wins"], profile_wins(model.state, row.query, row.feats))
     sources = [
         "profile" if row.extra["profile_wins"][model.known.item_index[x["item_id"]]] else "history"
         for x in body["items"]
     ]
     assert [x["source"] for x in body["items"]] == sources
     for r, w in zip(rows, want, strict=True):
-        assert np.array_equal(profile_wins(scorer._fixed_items, r.query, r.feats), w)
+        assert np.array_equal(profile_wins(model.state, r.query, r.feats), w)

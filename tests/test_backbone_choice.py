@@ -12,7 +12,7 @@ from interests.recsys import TwoTower, from_user_histories
 from interests.recsys.backbone import ItemItemBackbone, ItemWeights, SequenceBackbone, choose_backbone
 from interests.recsys.baselines import mean_ndcg, rank
 from interests.recsys.data import Histories
-from interests.recsys.recommender import fit_two_tower
+from interests.recsys.select import fit_two_tower
 
 N = 30  # items on the cycle
 
@@ -62,15 +62,16 @@ def test_an_itemknn_backbone_ranks_and_explains(tmp_path: Path) -> None:
     histories, catalog, _ = grouped_world()
     data = from_user_histories(histories)
     m = TwoTower(backbone_kind="itemknn", knn_k=20, fusion=0.0, epochs=2, dim=16).fit(data, catalog=catalog)
-    assert m.backbone is not None and m.backbone.kind == "itemknn"
+    assert m.state.backbone is not None and m.state.backbone.kind == "itemknn"
     for g, item in WITHHELD.items():
         assert m.recommend_items(f"p{g}", k=1)[0].item_id == item
     q = data.take([data.user_index()["p0"]])
     i = data.item_index[WITHHELD[0]]
-    terms = m.backbone.contributions(q, 0, i)
-    assert sum(terms.values()) == pytest.approx(float(m.backbone.score(q)[0, i]), rel=1e-5)
+    terms = m.state.backbone.contributions(q, 0, i)
+    assert sum(terms.values()) == pytest.approx(float(m.state.backbone.score(q)[0, i]), rel=1e-5)
     back = TwoTower.load(m.save(tmp_path / "m"))
-    assert back.backbone is not None and (back.backbone.kind, back.backbone.param) == ("itemknn", 20)
+    bb = back.state.backbone
+    assert bb is not None and (bb.kind, bb.param) == ("itemknn", 20)
     np.testing.assert_allclose(back.score(q), m.score(q), rtol=1e-5, atol=1e-6)
 
 
@@ -78,8 +79,8 @@ def test_train_keeps_the_backbone_chosen_on_valid(tmp_path: Path) -> None:
     histories, catalog, _ = grouped_world()
     m = fit_two_tower(histories, catalog=catalog, epochs=3, dim=16, backbone_sasrec=False)
     choice = m.backbone_choice
-    assert choice is not None and isinstance(m.backbone, ItemItemBackbone)
-    assert (m.backbone.kind, m.backbone.param, m.backbone.decay) == (
+    assert choice is not None and isinstance(m.state.backbone, ItemItemBackbone)
+    assert (m.state.backbone.kind, m.state.backbone.param, m.state.backbone.decay) == (
         choice["kind"],
         choice["param"],
         choice["decay"],
@@ -87,7 +88,7 @@ def test_train_keeps_the_backbone_chosen_on_valid(tmp_path: Path) -> None:
     assert m.config.backbone_kind == choice["kind"] and m.config.recency_decay == choice["decay"]
     assert len(choice["valid"]) > 1 and not any("SASRec" in k for k in choice["valid"])
     back = TwoTower.load(m.save(tmp_path / "m"))
-    assert back.backbone is not None and back.backbone.describe() == m.backbone.describe()
+    assert back.state.backbone is not None and back.state.backbone.describe() == m.state.backbone.describe()
 
 
 def step_world(n_users: int = 100, length: int = 12) -> Histories:
@@ -127,12 +128,12 @@ def test_the_choice_takes_sasrec_only_when_it_beats_every_item_item_candidate() 
 def test_a_sasrec_backbone_survives_refit_save_and_explain(tmp_path: Path) -> None:
     data = step_world(n_users=40)
     m = fit_two_tower(data, epochs=2, dim=16, backbone_kind="sasrec", sasrec_epochs=4)
-    assert isinstance(m.backbone, SequenceBackbone) and m.backbone.epochs == 4
-    assert m.backbone.model.train_log.epochs == 4  # the refit ran the configured epochs
+    assert isinstance(m.state.backbone, SequenceBackbone) and m.state.backbone.epochs == 4
+    assert m.state.backbone.model.train_log.epochs == 4  # the refit ran the configured epochs
     q = data.take([0, 1, 2])
     item = int((data.items[0][-1] + 1) % N)
-    terms = m.backbone.contributions(q, 0, item)
-    assert sum(terms.values()) == pytest.approx(float(m.backbone.score(q)[0, item]), rel=1e-4, abs=1e-5)
+    terms = m.state.backbone.contributions(q, 0, item)
+    assert sum(terms.values()) == pytest.approx(float(m.state.backbone.score(q)[0, item]), rel=1e-4, abs=1e-5)
     assert set(terms) <= set(data.items[0].tolist())
     ex = m.explain(data.user_ids[0], data.item_ids[item])
     assert ex.score == pytest.approx(sum(ex.groups.values()) + ex.offset, abs=1e-4)
@@ -140,14 +141,14 @@ def test_a_sasrec_backbone_survives_refit_save_and_explain(tmp_path: Path) -> No
         ex.groups["history"] + ex.groups["backbone"], abs=1e-4
     )
     back = TwoTower.load(m.save(tmp_path / "m"))
-    assert isinstance(back.backbone, SequenceBackbone) and back.config.backbone_kind == "sasrec"
+    assert isinstance(back.state.backbone, SequenceBackbone) and back.config.backbone_kind == "sasrec"
     np.testing.assert_allclose(back.score(q), m.score(q), rtol=1e-4, atol=1e-5)
 
 
 def test_without_valid_auto_means_the_configured_ease() -> None:
     histories, catalog, _ = grouped_world()
     m = TwoTower(epochs=1, dim=16, ease_lambda=50.0).fit(from_user_histories(histories), catalog=catalog)
-    assert m.backbone is not None and (m.backbone.kind, m.backbone.param) == ("ease", 50.0)
+    assert m.state.backbone is not None and (m.state.backbone.kind, m.state.backbone.param) == ("ease", 50.0)
     assert m.backbone_choice is None
 
 
@@ -190,6 +191,6 @@ def test_a_folder_of_format_3_loads_with_its_ease_backbone(tmp_path: Path) -> No
     del meta["config"]["backbone_kind"]  # format 3 did not name it
     meta_path.write_text(json.dumps(meta))
     back = TwoTower.load(folder)
-    assert isinstance(back.backbone, ItemItemBackbone) and back.backbone.kind == "ease"
+    assert isinstance(back.state.backbone, ItemItemBackbone) and back.state.backbone.kind == "ease"
     q = data.take([0])
     np.testing.assert_allclose(back.score(q), m.score(q), rtol=1e-5, atol=1e-6)

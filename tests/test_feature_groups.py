@@ -64,10 +64,10 @@ def test_a_registered_group_is_trained_saved_loaded_and_explained(world, familie
     histories, catalog, profiles = world
     model = TwoTower(**FAST).fit(histories, catalog=catalog, profiles=profiles)
     assert model.config.user_groups == [*LEGACY_GROUPS, "families"]
-    assert model.known is not None and model.feats is not None
+    assert model.known is not None and model.state.feats is not None
     p0 = model.known.user_index()["p0"]
-    assert model.feats["families"][p0].tolist() == [1.0, 0.0, 0.0, 0.0]
-    assert float(model.net.families_proj.weight.detach().abs().sum()) > 0  # trained from zero
+    assert model.state.feats["families"][p0].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert float(model.state.net.families_proj.weight.detach().abs().sum()) > 0  # trained from zero
     items, _ = model.recommend([f"p{g}" for g in range(len(GROUPS))], k=1)
     assert items[:, 0].tolist() == [WITHHELD[g] for g in range(len(GROUPS))]
 
@@ -79,7 +79,7 @@ def test_a_registered_group_is_trained_saved_loaded_and_explained(world, familie
     folder = model.save(tmp_path / "m")
     assert json.loads((folder / "config.json").read_text())["config"]["user_groups"][-1] == "families"
     loaded = TwoTower.load(folder)
-    np.testing.assert_array_equal(loaded.feats["families"], model.feats["families"])  # type: ignore[index]
+    np.testing.assert_array_equal(loaded.state.feats["families"], model.state.feats["families"])  # type: ignore[index]
     a, sa = model.recommend(["p0", "u2_1"], k=5)
     b, sb = loaded.recommend(["p0", "u2_1"], k=5)
     assert (a == b).all()
@@ -89,7 +89,7 @@ def test_a_registered_group_is_trained_saved_loaded_and_explained(world, familie
     new, _ = loaded.recommend_new(["g2_0", "g2_1"], k=3)
     assert set(new) <= {f"g2_{k}" for k in range(2, 8)}
     # what Ray Train ships to its workers still pickles
-    assert isinstance(pickle.loads(pickle.dumps(loaded.net)).user_groups[-1], FamilyShares)
+    assert isinstance(pickle.loads(pickle.dumps(loaded.state.net)).user_groups[-1], FamilyShares)
 
 
 def test_models_keep_the_groups_they_were_built_with(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -104,7 +104,7 @@ def test_forget_leaves_no_trace_and_keeps_the_others(world: dict[str, Any]) -> N
     model = TwoTower.load(world["model"])
     assert not set(GONE) & set(model.known.user_ids) and len(model.known.user_ids) == len(users) - 3
     assert model.forgotten and model.forgotten["users"] == 3 and model.forgotten["retrain"]
-    assert len(model.feats.has_profile) == len(model.known.user_ids)
+    assert len(model.state.feats.has_profile) == len(model.known.user_ids)
     assert top20(world["model"], kept) == recs_before  # rows dropped, weights kept: the same lists
     out = CliRunner().invoke(cli, ["recommend", str(world["model"]), "--user", kept[0], "--json"])
     assert out.exit_code == 0 and "forgotten from this model" in out.stderr
@@ -188,13 +188,14 @@ def test_a_crash_between_files_leaves_old_or_new_files_and_a_rerun_finishes(
         try:
             model = TwoTower.load(work / "model")
             n = len(model.known.user_ids)  # the old model or the new one, never a mix
-            assert n == len(model.feats.has_profile) and n == len(world["users"]) - (3 if crash_at > 3 else 0)
+            assert n == len(model.state.feats.has_profile)
+            assert n == len(world["users"]) - (3 if crash_at > 3 else 0)
         except ConfigError as exc:
             assert crash_at in (2, 3) and "interrupted" in str(exc)
         receipt = interests.forget(GONE, [work], hash_key=KEY)
         assert receipt.changed and receipt.left == {} and occurrences(work, needles(GONE)) == {}
         model = TwoTower.load(work / "model")
-        assert len(model.known.user_ids) == len(model.feats.has_profile) == len(world["users"]) - 3
+        assert len(model.known.user_ids) == len(model.state.feats.has_profile) == len(world["users"]) - 3
         assert not interests.forget(GONE, [work], hash_key=KEY).changed
 
 
@@ -294,7 +295,7 @@ def test_sigkill_at_any_point_leaves_whole_files_and_a_rerun_finishes(world: dic
             assert (data.endswith(b"\n") or not data) and len(list(iter_jsonl(f))) == data.count(b"\n")
         try:
             model = TwoTower.load(work / "model")
-            assert len(model.known.user_ids) == len(model.feats.has_profile)
+            assert len(model.known.user_ids) == len(model.state.feats.has_profile)
         except ConfigError as exc:
             assert "interrupted" in str(exc)
         done = subprocess.run([*run, "--from", str(work)], env=env, capture_output=True, text=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from interests.recsys.recommender import choose_fusion
+from interests.recsys.fusion import choose_fusion
 
 GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 

@@ -10,8 +10,7 @@ import numpy as np
 
 from interests.events import Event, UserHistory
 from interests.recsys import TwoTower
-from interests.recsys.recommender import fit_two_tower
-from interests.recsys.select import INPUT_GROUPS, overrides_of, select_inputs
+from interests.recsys.select import INPUT_GROUPS, fit_two_tower, overrides_of, select_inputs
 
 
 def stub(informative: dict[str, float], n: int = 300, seed: int = 0):  # type: ignore[no-untyped-def]

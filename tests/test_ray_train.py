@@ -53,7 +53,7 @@ def _fit(world, spec=None) -> TwoTower:
 
 
 def _weights(model: TwoTower) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy().copy() for k, v in model.net.state_dict().items()}
+    return {k: v.detach().numpy().copy() for k, v in model.state.net.state_dict().items()}
 
 
 def _same_weights(a: TwoTower, b: TwoTower, tol: float = 0.0) -> bool:

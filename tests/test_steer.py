@@ -273,7 +273,7 @@ def test_saved_models_keep_steering_and_old_ones_still_load(planted: dict[str, A
     a = [r.to_dict() for r in again.recommend_items("probe", k=5, explore=1, domains="tea")]
     b = [r.to_dict() for r in planted["model"].recommend_items("probe", k=5, explore=1, domains="tea")]
     assert a == b
-    assert np.array_equal(again.transitions.counts, planted["model"].transitions.counts)
+    assert np.array_equal(again.state.transitions.counts, planted["model"].state.transitions.counts)
     # a format-1 folder: no categories, no transitions
     old = tmp_path / "old"
     old.mkdir()
@@ -287,7 +287,7 @@ def test_saved_models_keep_steering_and_old_ones_still_load(planted: dict[str, A
         str(old / "model.safetensors"),
     )
     legacy = TwoTower.load(old)
-    assert legacy.transitions is None and legacy.categories is None
+    assert legacy.state.transitions is None and legacy.state.categories is None
     assert list(legacy.recommend("probe", k=5)[0]) == list(again.recommend("probe", k=5)[0])
     recs = legacy.recommend_items("probe", k=5, explore=1)  # transitions rebuilt from the saved histories
     assert recs[-1].source == "exploration" and recs[-1].item_id.startswith("blues")
@@ -370,7 +370,7 @@ def test_api_steers_explores_and_learns_from_events(planted: dict[str, Any]) -> 
         assert (
             last["source"] == "exploration" and last["reasons"][-1] == f"from: {last['node']} (exploration)"
         )
-        _dom, names = model.explore_domains()
+        _dom, names = model.state.explore_domains()
         d = names.index(last["node"])
         assert bandit.counts("probe", d) == (1, 0)
         c.post("/events", json={"events": [{"user_id": "probe", "item_id": last["item_id"]}]})

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: packages of the source tree that are fixtures of tests, examples and benchmarks, not shipped
+SOURCE_ONLY = ["interests/synthetic"]
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +57,21 @@ def test_wheel_contains_prompts_cli_and_templates(wheel):
     assert "interests/prompts/system.j2" in names and "interests/prompts/user.j2" in names
     assert "interests/cli/__init__.py" in names and "interests/cli/extract.py" in names
     assert "interests/py.typed" in names
-    # packages are found, not listed: every package of the source tree is in the wheel
+    # packages are found, not listed: every package of the source tree is in the wheel, but the
+    # fixtures of tests, examples and benchmarks (setup.py's SOURCE_ONLY)
     src = ROOT / "src" / "interests"
     packages = {p.parent.relative_to(src.parent).as_posix() for p in src.rglob("__init__.py")}
     assert {"interests/profile", "interests/llm", "interests/recsys", "interests/synthetic"} <= packages
-    missing = sorted(p for p in packages if f"{p}/__init__.py" not in names)
+    missing = sorted(p for p in packages if f"{p}/__init__.py" not in names and p not in SOURCE_ONLY)
     assert not missing, f"packages left out of the wheel: {missing}"
-    # code used only by the tests stays out of it
+    # code used only by the tests, examples and benchmarks stays out of it
     assert not any(n.endswith("browser.py") for n in names)
+    shipped = sorted(n for n in names if n.startswith(tuple(f"{p}/" for p in SOURCE_ONLY)))
+    assert not shipped, f"test fixtures in the wheel: {shipped}"
+    # and nothing that is shipped imports them
+    for n in (n for n in names if n.endswith(".py")):
+        text = zipfile.ZipFile(wheel).read(n).decode("utf-8")
+        assert not any(f"{p.replace('/', '.')}" in text for p in SOURCE_ONLY), n
 
 
 def test_installed_wheel_runs_cli_and_renders_a_prompt(wheel, tmp_path):
@@ -94,3 +103,6 @@ def test_installed_wheel_runs_cli_and_renders_a_prompt(wheel, tmp_path):
     out = subprocess.run([str(py), "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "[i1] Alien (1979) | Sci-Fi | rated 5" in out.stdout
+    # the fixtures are not installed (a checkout's editable install has them)
+    out = subprocess.run([str(py), "-c", "import interests.synthetic"], cwd=tmp_path, capture_output=True)
+    assert out.returncode != 0 and b"No module named 'interests.synthetic'" in out.stderr

@@ -55,7 +55,7 @@ _EXPORTS: dict[str, str] = {
     "train": "interests.pipeline",
     "recommend": "interests.pipeline",
     "TwoTower": "interests.recsys.recommender",
-    "fit_two_tower": "interests.recsys.recommender",
+    "fit_two_tower": "interests.recsys.select",
     "evaluate": "interests.recsys.evaluate",
     "VLLMBackend": "interests.llm",
     "ServerBackend": "interests.llm",

@@ -14,7 +14,7 @@ not depend on the extraction stage.
 
 Each call reads what it is given (paths or objects already read), runs the
 stage's one public function (:func:`~interests.profile.extract.extract_profiles`,
-:func:`~interests.recsys.recommender.fit_two_tower`, :meth:`TwoTower.recommend`)
+:func:`~interests.recsys.select.fit_two_tower`, :meth:`TwoTower.recommend`)
 with the same defaults as the command of the same name, and returns objects
 instead of printing. Options beyond the shortcuts go through unchanged.
 """
@@ -275,7 +275,7 @@ def recommend(
         targets.append(
             ("(new user)", model.recommend_new(list(items or []), text=text, as_items=True, **opts))
         )
-    titles = dict(zip(model.known.item_ids, model.titles, strict=True)) if model.known else {}
+    titles = dict(zip(model.known.item_ids, model.state.titles, strict=True))
     out: list[dict[str, Any]] = []
     for user, recs in targets:
         rows = []

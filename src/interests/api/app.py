@@ -80,7 +80,7 @@ class Service:
     def feedback(self, events: list[Posted]) -> int:
         """Tell the explore bandit about posted events: an event in a domain an explore slot showed
         the user is a success. Returns how many were."""
-        dom, _ = self.model.explore_domains()
+        dom, _ = self.model.state.explore_domains()
         index = self.model.known.item_index
         hits = 0
         for e in events:
@@ -172,8 +172,10 @@ def create_app(
     check_key(api_key)
     store = UserStore(model.known, profiles)
     scorer = Scorer(model, store, ScoreCache(cache_bytes))
-    if model.config.text_dim:  # load the text encoder now, not in the first request with a profile
-        model.encoder.encode(["warm-up"])  # (the hashing one imports scikit-learn: 1.7 s holding the GIL)
+    # load the text encoder now, not in the first request with a profile
+    # (the hashing one imports scikit-learn: 1.7 s holding the GIL)
+    if model.config.text_dim:
+        model.state.encoder.get().encode(["warm-up"])
     queue_box: list[RefreshQueue] = []
     metrics = Metrics(lambda: queue_box[0].depth if queue_box else 0, lambda: len(store.stale))
     if refresher is None:

@@ -19,7 +19,7 @@ def forget_user(service: Service, user_id: str) -> dict[str, Any]:
         gone["queued"] = service.queue.forget(user_id)
         service.scorer.cache.drop(user_id)
         gone["bandit_entries"] = service.bandit.forget(user_id)
-        service.model.profile_nodes.pop(user_id, None)
+        service.model.state.profile_nodes.pop(user_id, None)
         paths = [p for p in (service.events_log, *service.forget_paths) if p is not None and p.exists()]
         receipt = forget([user_id], paths) if paths else None
     files = [{"path": t.path, "action": t.action, "rows": t.rows} for t in receipt.touched] if receipt else []

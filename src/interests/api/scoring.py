@@ -11,14 +11,13 @@ about 4 ms to build a row (user tower in torch, EASE backbone row in scipy),
 0.1-0.4 ms to rank a cached one.
 
 Explanations of a user with posted events (or a cold user) are computed by
-:func:`interests.recsys.explain.explain_score` over a one-user view of the
-model whose history and features are the user's current ones, so the parts
-still add up to the score that was served.
+:func:`interests.recsys.explain.explain_score` over the user's current
+history and features (the row's), so the parts still add up to the score
+that was served.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,15 +52,16 @@ class Scorer:
     """Scores, ranks and explains for the users of a :class:`~interests.api.state.UserStore`."""
 
     def __init__(self, model: TwoTower, store: UserStore, cache: ScoreCache) -> None:
-        if model.net is None or model.known is None or model.feats is None:
+        if model.fitted is None:
             raise ConfigError("the model is not trained: load one with TwoTower.load(folder)")
         self.model, self.store, self.cache = model, store, cache
-        self.item_ids: list[str] = model.known.item_ids
-        self.titles: dict[str, str] = dict(zip(model.known.item_ids, model.titles, strict=False))
-        self._row_of = model.known.user_index()
-        # the item tower's output, once: profile_wins would recompute it for every row (most of its
-        # ~15 ms); the service never trains, so the item vectors never change
-        self._fixed_items: Any = _FrozenItems(model)
+        self.fitted = fitted = model.fitted
+        self.item_ids: list[str] = fitted.known.item_ids
+        self.titles: dict[str, str] = dict(zip(fitted.known.item_ids, fitted.titles, strict=False))
+        self._row_of = fitted.known.user_index()
+        # the item tower's output, once now (FittedTowers.item_vecs): profile_wins reads it for every
+        # row; the service never trains, so the item vectors never change
+        _ = fitted.item_vecs
 
     # ---- rows ----------------------------------------------------------------------------------
     def cached(self, snap: Snapshot, text: str | None = None) -> Row | None:
@@ -90,8 +90,7 @@ class Scorer:
     def _inputs(self, snap: Snapshot, text: str | None) -> tuple[Histories, UserFeatures]:
         from interests.recsys.data import Histories
 
-        m = self.model
-        assert m.known is not None and m.feats is not None
+        m = self.fitted
         uid = snap.user_id
         if snap.pristine:  # the model's own row: exactly what model.recommend scores
             r = self._row_of[uid]
@@ -100,7 +99,7 @@ class Scorer:
             [uid], m.known.item_ids, [snap.items], [snap.times], [snap.ratings], m.known.item_index
         )
         profiles = {uid: snap.profile} if snap.profile is not None else None
-        return query, m._features(query, profiles, {uid: text} if text else None)
+        return query, m.features(query, profiles, {uid: text} if text else None)
 
     # ---- ranking -------------------------------------------------------------------------------
     def top(self, scores: np.ndarray, k: int, diverse: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +110,7 @@ class Scorer:
         pool = k if diverse <= 0 else min(len(scores), max(5 * k, 50))
         best = top_k(scores[None, :], pool)[0]
         cand = best[np.isfinite(scores[best])]
-        return mmr_rerank(cand, scores[cand], self.model.domains, k, diverse)
+        return mmr_rerank(cand, scores[cand], self.fitted.domains, k, diverse)
 
     def recommend(
         self,
@@ -147,14 +146,16 @@ class Scorer:
         ``bandit`` the explore domains are ordered by its Thompson sample and the shown
         ones are recorded as trials (:class:`~interests.recsys.explore.DomainBandit`).
         """
+        from interests.recsys.lists import steered_row
         from interests.recsys.steer import Pick, Recommended, Resolved
 
         snap = snap if snap is not None else self.store.snapshot(user_id)
         row = self.row(snap, text)
-        m = self.model
+        m = self.fitted
         steer = steer if steer is not None else Resolved([], [], [])
         if steer.include or steer.avoid or steer.mix or explore > 0:
-            picks = m.steered_row(
+            picks = steered_row(
+                m,
                 row.scores,
                 row.query.items[0],
                 row.feats,
@@ -175,7 +176,7 @@ class Scorer:
         if any(p.source == "model" for p in picks) and "profile_wins" not in row.extra:
             from interests.recsys.explain import profile_wins
 
-            row.extra["profile_wins"] = profile_wins(self._fixed_items, row.query, row.feats)
+            row.extra["profile_wins"] = profile_wins(m, row.query, row.feats)
         wins = row.extra.get("profile_wins")
         out = []
         for p in picks:
@@ -197,67 +198,21 @@ class Scorer:
     def explain(self, snap: Snapshot, row: Row, item_id: str) -> Explanation:
         """Exact parts of ``row``'s score of ``item_id`` (``model.explain`` for an unchanged trained user)."""
         from interests.recsys.explain import explain_score
-        from interests.recsys.recommender import _cited_nodes
+        from interests.recsys.fit import cited_nodes
 
         if snap.pristine:
             return self.model.explain(snap.user_id, item_id)
         cited = (
-            _cited_nodes(snap.profile)
+            cited_nodes(snap.profile)
             if snap.profile is not None
-            else self.model.profile_nodes.get(snap.user_id, {})
+            else self.fitted.profile_nodes.get(snap.user_id, {})
         )
-        view = _OneUser(self.model, row, {snap.user_id: cited})
-        return explain_score(view, snap.user_id, item_id)  # type: ignore[arg-type]
+        return explain_score(self.fitted, row.query, row.feats, snap.user_id, item_id, cited=cited)
 
 
 def _uses_text(snap: Snapshot, text: str | None) -> bool:
     """A description stands in for a profile only for a cold user without one."""
     return bool(text) and snap.source == "cold" and snap.profile is None
-
-
-class _FrozenItems:
-    """The model with its item vectors computed once, for :func:`~interests.recsys.explain.profile_wins`."""
-
-    def __init__(self, model: TwoTower) -> None:
-        import torch
-
-        assert model.net is not None
-        with torch.no_grad():
-            vecs = model.net.item_vectors()
-        self._model = model
-        self.net = _NetItems(model.net, vecs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-
-class _NetItems:
-    """A network whose ``item_vectors()`` is a stored tensor; everything else is the network's."""
-
-    def __init__(self, net: Any, vecs: Any) -> None:
-        self._net, self._vecs = net, vecs
-
-    def item_vectors(self, idx: Any = None) -> Any:
-        return self._vecs if idx is None else self._vecs[idx]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._net, name)
-
-
-class _OneUser:
-    """The model seen as if ``row``'s user were its only user (what ``explain_score`` reads)."""
-
-    def __init__(self, model: TwoTower, row: Row, profile_nodes: Mapping[str, dict[str, str]]) -> None:
-        self._model = model
-        self.known = row.query
-        self.feats = row.feats
-        self.profile_nodes = profile_nodes
-
-    def _rows(self, user_ids: Any) -> list[int]:
-        return [0]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
 
 
 __all__ = ["Row", "Scorer"]

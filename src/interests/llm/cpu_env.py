@@ -27,6 +27,7 @@ a GPU vLLM's own choice (``"auto"``) stands.
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 
 #: at most this many usable cores: bind the worker to all of them, reserve none
 SMALL_MACHINE_CORES = 4
@@ -49,7 +50,7 @@ def cpu_engine_env(kv_cache_gb: float = 2.0) -> dict[str, str]:
     return env
 
 
-def apply_cpu_engine_env(target: dict[str, str] | os._Environ[str], kv_cache_gb: float = 2.0) -> None:
+def apply_cpu_engine_env(target: MutableMapping[str, str], kv_cache_gb: float = 2.0) -> None:
     """Set the defaults in ``target`` (``os.environ`` or a child's environment) without overriding."""
     for key, value in cpu_engine_env(kv_cache_gb).items():
         target.setdefault(key, value)
@@ -80,7 +81,7 @@ def vllm_is_quiet() -> bool:
     return os.environ.get("VLLM_LOGGING_LEVEL", "INFO").upper() not in ("DEBUG", "INFO")
 
 
-def quiet_vllm_logging(target: dict[str, str] | os._Environ[str]) -> None:
+def quiet_vllm_logging(target: MutableMapping[str, str]) -> None:
     """Keep vLLM's INFO lines out of the terminal: set ``VLLM_LOGGING_LEVEL`` unless already set.
 
     vLLM reads it when it is imported, so this must happen before; the engine process and

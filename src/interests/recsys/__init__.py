@@ -8,8 +8,10 @@ Submodules: :mod:`.split` (the temporal split of docs/benchmarks.md), :mod:`.met
 :mod:`.baselines` (most popular, recency-popularity, ItemKNN, EASE),
 :mod:`.sasrec` (the sequential baseline), :mod:`.steer` and :mod:`.explore`
 (steering by nodes, explore slots), :mod:`.features`,
-:mod:`.model` (network + config), :mod:`.train`, :mod:`.backbone`,
-:mod:`.recommender` (the SDK class), :mod:`.explain`, :mod:`.rerank`,
+:mod:`.model` (network + config), :mod:`.train` (the epochs), :mod:`.backbone`,
+:mod:`.fit` (data in, a fitted model out), :mod:`.towers` (the fitted model and its
+scores), :mod:`.lists` (score rows to lists), :mod:`.recommender` (the SDK class),
+:mod:`.explain`, :mod:`.rerank`,
 :mod:`.io`, :mod:`.evaluate` (the benchmark protocol). torch is imported
 only when a model is built.
 """
@@ -22,7 +24,8 @@ from typing import Any
 _EXPORTS = {
     "TwoTower": "interests.recsys.recommender",
     "Explanation": "interests.recsys.explain",
-    "fit_two_tower": "interests.recsys.recommender",
+    "fit_two_tower": "interests.recsys.select",
+    "FittedTowers": "interests.recsys.towers",
     "TwoTowerConfig": "interests.recsys.model",
     "EASE": "interests.recsys.baselines",
     "ItemKNN": "interests.recsys.baselines",

@@ -102,7 +102,7 @@ def evaluate(
     overrides, trained with early stopping on valid NDCG@20; the best on valid
     is refit on train + valid for its best epoch count, or with ``sasrec_refit=False``
     scores test from train + valid sequences without retraining; ``None`` skips SASRec).
-    The fusion weight is chosen by :func:`~interests.recsys.recommender.choose_fusion`
+    The fusion weight is chosen by :func:`~interests.recsys.fusion.choose_fusion`
     (the backbone unless the gain on valid exceeds its noise); ``argmax_rows``
     also reports each fused variant with the plain valid argmax, as
     ``<name> (argmax)``, scored from the same trained models.
@@ -118,8 +118,8 @@ def evaluate(
     """
     from .backbone import ItemItemBackbone, SequenceBackbone, choose_backbone
     from .baselines import user_ndcg
-    from .recommender import BACKBONE_KEYS, TwoTower
-    from .select import candidate_groups
+    from .recommender import TwoTower
+    from .select import BACKBONE_KEYS, candidate_groups
     from .select import select_inputs as choose_inputs
 
     histories = getattr(logs, "histories", logs)

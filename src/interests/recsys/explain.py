@@ -32,7 +32,9 @@ import numpy as np
 from interests.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .recommender import TwoTower
+    from .data import Histories
+    from .features import UserFeatures
+    from .towers import FittedTowers
 
 
 @dataclass
@@ -70,33 +72,44 @@ class Explanation:
         }
 
 
-def _tower_groups(model: Any, query: Any, feats: Any) -> tuple[Any, dict[str, Any], np.ndarray]:
+def _tower_groups(
+    model: FittedTowers, query: Histories, feats: UserFeatures
+) -> tuple[Any, dict[str, Any], np.ndarray]:
     """Item vectors, the first query user's vector per input group, and that user's tower scores
     (the groups and the user bias sum to the user vector). Call under ``torch.no_grad()``."""
     import torch
 
     net = model.net
-    vecs = net.item_vectors()
+    vecs = model.item_vecs
     users = {n: torch.tensor(x) for n, x in feats.groups.items()}
-    groups = net.group_vectors(model._hist_tensor(query), users, item_vecs=vecs)
+    groups = net.group_vectors(model.history_tensor(query), users, item_vecs=vecs)
     u = sum(groups.values()) + net.user_bias
     return vecs, groups, (u @ vecs.T).numpy()[0].astype(np.float64)
 
 
-def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) -> Explanation:
+def explain_score(
+    model: FittedTowers,
+    query: Histories,
+    feats: UserFeatures,
+    user_id: str,
+    item_id: str,
+    *,
+    cited: Mapping[str, str] | None = None,
+) -> Explanation:
+    """The exact parts of the fused score of ``item_id`` for the one user of ``query``/``feats``.
+
+    ``cited`` (``{item_id: "Domain > Topic"}``, default: what the training profile of
+    ``user_id`` cited) regroups the history terms as ``profile_nodes``.
+    """
     import torch
 
-    assert model.known is not None and model.feats is not None and model.nodes is not None
     if item_id not in model.known.item_index:
         raise ConfigError(f"unknown item {item_id!r}")
-    rows = model._rows([user_id])
-    query = model.known.take(rows)
-    feats = model.feats.take(rows)
     i = model.known.item_index[item_id]
     net, cfg = model.net, model.config
     with torch.no_grad():
         vecs, groups, tw_all = _tower_groups(model, query, feats)
-        hist = model._hist_tensor(query)
+        hist = model.history_tensor(query)
         vi = vecs[i]
         g_val = {g: float(groups[g][0] @ vi) for g in groups}
         g_val["bias"] = float(net.user_bias @ vi)
@@ -133,7 +146,7 @@ def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) 
     ids = model.known.item_ids
     history = sorted(((ids[j], v) for j, v in hist_terms.items()), key=lambda x: -abs(x[1]))
     nodes = sorted(((n, st * v) for n, v in node_terms), key=lambda x: -abs(x[1]))
-    cited = model.profile_nodes.get(user_id, {})
+    cited = cited if cited is not None else model.profile_nodes.get(user_id, {})
     by_node: dict[str, float] = {}
     for iid, v in history:
         if iid in cited:
@@ -153,7 +166,7 @@ def explain_score(model: TwoTower, user_id: str, item_id: str, *, top: int = 5) 
     )
 
 
-def profile_wins(model: Any, query: Any, feats: Any) -> np.ndarray:
+def profile_wins(model: FittedTowers, query: Histories, feats: UserFeatures) -> np.ndarray:
     """For every item, whether one user's profile groups add more to its fused score than the history's.
 
     The fused score splits exactly into input groups (:func:`explain_score`): the
@@ -180,7 +193,9 @@ def profile_wins(model: Any, query: Any, feats: Any) -> np.ndarray:
     return np.asarray(st * from_profile > st * part["history"] + sb * bb)
 
 
-def pick_sources(model: Any, query: Any, feats: Any, items: Sequence[int]) -> list[str]:
+def pick_sources(
+    model: FittedTowers, query: Histories, feats: UserFeatures, items: Sequence[int]
+) -> list[str]:
     """``"profile"`` or ``"history"`` for each of one user's recommended ``items`` (:func:`profile_wins`)."""
     if not len(items):
         return []

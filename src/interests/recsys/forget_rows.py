@@ -73,11 +73,11 @@ def _kept_histories(t: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.
 def _transitions(folder: Path, keep: np.ndarray) -> dict[str, np.ndarray]:
     """The domain transitions of the remaining training histories (what a fit without the users gives)."""
     from .explore import Transitions
-    from .recommender import TwoTower
+    from .io import load_towers
 
-    model = TwoTower.load(folder)
+    model = load_towers(folder)
     dom, names = model.explore_domains()
-    items = [x for x, k in zip(model.known.items, keep, strict=True) if k] if model.known else []
+    items = [x for x, k in zip(model.known.items, keep, strict=True) if k]
     return Transitions.fit(items, dom, len(names)).to_arrays("explore.")
 
 

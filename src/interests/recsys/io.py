@@ -1,4 +1,4 @@
-"""Saving and loading a :class:`~interests.recsys.recommender.TwoTower` without pickle.
+"""Saving and loading a fitted model (:class:`~interests.recsys.towers.FittedTowers`) without pickle.
 
 A model folder holds ``config.json`` (format version, the config dataclass,
 item and user ids, titles, taxonomy node ids, catalogue category names,
@@ -38,7 +38,7 @@ import numpy as np
 from interests.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .recommender import TwoTower
+    from .towers import FittedTowers
 
 #: bumped when a saved model folder can no longer be read by this code
 FORMAT_VERSION = 5
@@ -50,10 +50,10 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 
-def save_model(model: TwoTower, out: Path) -> Path:
+def save_towers(model: FittedTowers, out: Path) -> Path:
+    """Write ``model`` to the folder ``out`` (created); returns ``out``."""
     from safetensors.numpy import save_file
 
-    assert model.known is not None and model.feats is not None and model.nodes is not None
     out.mkdir(parents=True, exist_ok=True)
     k = model.known
     t: dict[str, np.ndarray] = {
@@ -104,7 +104,8 @@ def save_model(model: TwoTower, out: Path) -> Path:
     return out
 
 
-def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
+def load_towers(folder: Path) -> FittedTowers:
+    """The model saved in ``folder`` by :func:`save_towers` (any format of :data:`READABLE`)."""
     import torch
     from safetensors.numpy import load_file
 
@@ -114,6 +115,8 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     from .features import ItemNodes, UserFeatures
     from .model import TwoTowerConfig, TwoTowerNet
     from .steer import ItemCategories
+    from .towers import FittedTowers, LazyEncoder
+    from .train import TrainLog
 
     if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
         raise ConfigError(
@@ -137,24 +140,18 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
     if meta["format_version"] < 4:
         meta["config"]["backbone_kind"] = "ease"
     cfg = TwoTowerConfig.from_dict(meta["config"])
-    model = cls(cfg)
     net = TwoTowerNet(cfg)
     net.load_state_dict({n[4:]: torch.from_numpy(v) for n, v in t.items() if n.startswith("net.")})
     net.eval()
-    model.net = net
-    n = cfg.n_items
-    model.backbone = load_backbone(t, "backbone.", n, cfg)
-    model.text_basis = t.get("text_basis")
-    model.feats = UserFeatures.from_arrays(t, cfg.user_groups, "feats.")
     cuts = np.cumsum(t["known.lens"])[:-1]
-    model.known = Histories(
+    known = Histories(
         meta["user_ids"],
         meta["item_ids"],
         np.split(t["known.items"], cuts),
         np.split(t["known.times"], cuts),
         np.split(t["known.ratings"], cuts),
     )
-    model.nodes = ItemNodes(
+    nodes = ItemNodes(
         t["nodes.domain"],
         t["nodes.topic"],
         meta["node_domain_ids"],
@@ -162,21 +159,35 @@ def load_model(cls: type[TwoTower], folder: Path) -> TwoTower:
         t["nodes.topic_domain"],
         meta.get("node_labels") or {},
     )
-    model.domains = t["domains"]
-    model.titles = meta["titles"]
-    sc = meta.get("scale")
-    model.scale = (float(sc[0]), float(sc[1])) if sc else None
-    model.ref_time = meta.get("ref_time")
-    model.profile_nodes = meta.get("profile_nodes") or {}
-    model.forgotten = meta.get("forgotten")
-    model.input_choice = meta.get("input_choice")
+    categories = None
     if "categories.indptr" in t and meta.get("category_names") is not None:
-        model.categories = ItemCategories(
+        categories = ItemCategories(
             t["categories.indptr"], t["categories.indices"], list(meta["category_names"])
         )
-    model.transitions = Transitions.from_arrays(t, "explore.")  # None in format 1: rebuilt on use
-    model._frozen = True
-    return model
+    sc = meta.get("scale")
+    log = meta.get("train_log")
+    return FittedTowers(
+        cfg,
+        net,
+        known,
+        UserFeatures.from_arrays(t, cfg.user_groups, "feats."),
+        nodes,
+        backbone=load_backbone(t, "backbone.", cfg.n_items, cfg),
+        text_basis=t.get("text_basis"),
+        titles=meta["titles"],
+        domains=t["domains"],
+        scale=(float(sc[0]), float(sc[1])) if sc else None,
+        ref_time=meta.get("ref_time"),
+        profile_nodes=meta.get("profile_nodes") or {},
+        categories=categories,
+        transitions=Transitions.from_arrays(t, "explore."),  # None in format 1: rebuilt on use
+        train_log=TrainLog(**{k: v for k, v in log.items() if k in TrainLog.__dataclass_fields__})
+        if log
+        else None,
+        input_choice=meta.get("input_choice"),
+        forgotten=meta.get("forgotten"),
+        encoder=LazyEncoder(cfg.encoder),
+    )
 
 
 __all__ = [
@@ -185,6 +196,6 @@ __all__ = [
     "LEGACY_GROUPS",
     "READABLE",
     "WEIGHTS_FILE",
-    "load_model",
-    "save_model",
+    "load_towers",
+    "save_towers",
 ]

@@ -244,14 +244,6 @@ class NodeIndex:
             add(c, "category", c, c)
         self._keys = ids
 
-    @classmethod
-    def of(cls, model: Any) -> NodeIndex:
-        from .features import ItemNodes
-
-        n = model.known.n_items
-        nodes = model.nodes if model.nodes is not None else ItemNodes.empty(n)
-        return cls(nodes, getattr(model, "categories", None), n)
-
     # ---- names ---------------------------------------------------------------------------------
     def names(self, kinds: Sequence[str] = KINDS) -> list[str]:
         """Display names of every node of ``kinds``."""

@@ -5,6 +5,8 @@ items with attributes), with planted sentiment (ratings), planted rhythms
 (evening-only or weekend-only users) and planted trends (a fading and a
 rising domain). Used for the example logs, for tests with known answers and
 for benchmarks at scale (``synthetic_events`` streams millions of rows).
+A fixture of the source tree: ``setup.py`` leaves this package out of the
+wheel (docs/architecture.md, "Test fixtures stay in the source tree").
 
 :data:`HIERARCHY` is the vocabulary of ``examples/logs``; :data:`HIERARCHY_B`
 is a second one with no word in common with it, and
